@@ -1,0 +1,541 @@
+//! [`Context`]: the handle, its derivation and its observation.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cancel::CancelHandle;
+use crate::core::{Ending, Meta, Node};
+use crate::error::Error;
+use crate::future::{Done, DoneOwned, Run, Timeout};
+use crate::named::Named;
+use crate::value::{self, Values};
+
+/// A request's cancellation, deadline and values, in one cheap handle.
+///
+/// A `Context` is what Go calls `context.Context`: pass it down the call
+/// chain, derive a child for each step that needs a tighter limit or its own
+/// cancel switch, and every step below ends when its own budget or any
+/// budget above it runs out. Clones share one state; cloning costs at most
+/// two reference-count increments, and [`Context::background`] none.
+///
+/// | Go | tokio-ctx |
+/// |---|---|
+/// | `context.Background()` | [`Context::background`] |
+/// | `WithCancel`, `WithCancelCause` | [`child`](Self::child), then [`CancelHandle::cancel_with`] |
+/// | `WithDeadline`, `WithTimeout` | [`child_with_deadline`](Self::child_with_deadline), [`child_with_timeout`](Self::child_with_timeout) |
+/// | `WithValue`, `Value` | [`with_value`](Self::with_value), [`value`](Self::value) |
+/// | `WithoutCancel` | [`without_cancel`](Self::without_cancel) |
+/// | `AfterFunc` | [`on_done`](Self::on_done) |
+/// | `Done`, `Err`, `Cause`, `Deadline` | [`done`](Self::done), [`err`](Self::err), [`Error::cause`], [`deadline`](Self::deadline) |
+///
+/// Deriving can only tighten: a child's deadline is the earlier of its own and
+/// its parent's, and a child ends whenever its parent does. Deadlines are
+/// lazy: deriving with a deadline arms no timer, and a timer exists only while
+/// something awaits [`done`](Self::done) or runs a combinator. All time is
+/// [`tokio::time::Instant`], so [`tokio::time::pause`] makes it deterministic.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_ctx::Context;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (request, cancel) = Context::background().child_with_timeout(Duration::from_secs(60));
+/// let (connect, _) = request.named("connect").child_with_timeout(Duration::from_secs(90));
+/// assert_eq!(connect.deadline(), request.deadline(), "clipped to the request's budget");
+///
+/// cancel.cancel_with("client disconnected");
+/// assert!(connect.is_done());
+/// assert_eq!(connect.err().unwrap().to_string(), "canceled: client disconnected");
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Context {
+    node: Option<Arc<Node>>,
+    values: Option<Values>,
+}
+
+/// The limit a derivation asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    None,
+    Timeout(Duration),
+    Deadline(Instant),
+}
+
+impl Context {
+    /// The root context: never canceled, no deadline, no values.
+    ///
+    /// It allocates nothing, and is what [`Context::current`] returns outside
+    /// of any combinator.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let root = Context::background();
+    /// assert!(!root.is_done());
+    /// assert_eq!(root.deadline(), None);
+    /// ```
+    pub const fn background() -> Self {
+        Context {
+            node: None,
+            values: None,
+        }
+    }
+
+    /// Derives a child that ends when this context ends or when the returned
+    /// handle cancels it (Go's `WithCancel`).
+    ///
+    /// Its error names the call site of `child`, or the name given with
+    /// [`named`](Self::named). A child of a context that has already ended is
+    /// born ended, with its parent's error.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (parent, cancel_parent) = Context::background().child();
+    /// let (child, cancel_child) = parent.child();
+    /// cancel_child.cancel();
+    /// assert!(child.is_done());
+    /// assert!(!parent.is_done(), "cancelling a child never reaches up");
+    /// cancel_parent.cancel();
+    /// let (late, _) = parent.child();
+    /// assert!(late.is_done(), "born ended");
+    /// ```
+    #[track_caller]
+    pub fn child(&self) -> (Context, CancelHandle) {
+        self.derive(None, Limit::None, Location::caller())
+    }
+
+    /// Derives a child whose deadline is the earlier of `deadline` and this
+    /// context's (Go's `WithDeadline`). A deadline in the past gives a child
+    /// that is born expired.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let at = Instant::now() + Duration::from_secs(5);
+    /// let (ctx, _cancel) = Context::background().child_with_deadline(at);
+    /// assert_eq!(ctx.deadline(), Some(at));
+    /// tokio::time::advance(Duration::from_secs(5)).await;
+    /// assert!(ctx.err().unwrap().is_deadline_exceeded());
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
+        self.derive(None, Limit::Deadline(deadline), Location::caller())
+    }
+
+    /// Derives a child whose deadline is the earlier of `now + timeout` and
+    /// this context's (Go's `WithTimeout`).
+    ///
+    /// A zero timeout gives a child that is born expired; a timeout too large
+    /// to represent (such as [`Duration::MAX`]) adds no deadline of its own.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_secs(60));
+    /// let (step, _) = request.child_with_timeout(Duration::from_secs(10));
+    /// assert_eq!(step.remaining(), Some(Duration::from_secs(10)));
+    /// let (unbounded, _) = request.child_with_timeout(Duration::MAX);
+    /// assert_eq!(unbounded.deadline(), request.deadline(), "inherits the request's");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
+        self.derive(None, Limit::Timeout(timeout), Location::caller())
+    }
+
+    /// Names the next derivation, so that errors and `tracing` events say
+    /// `"connect"` instead of a source position.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background()
+    ///     .named("connect")
+    ///     .child_with_timeout(Duration::from_millis(1));
+    /// tokio::time::advance(Duration::from_millis(1)).await;
+    /// let err = ctx.err().unwrap();
+    /// assert_eq!(err.context_name(), Some("connect"));
+    /// assert!(err.to_string().starts_with(r#"deadline of "connect" (1ms, set at "#));
+    /// # }
+    /// ```
+    pub fn named(&self, name: impl Into<Cow<'static, str>>) -> Named<'_> {
+        Named::new(self, name.into())
+    }
+
+    pub(crate) fn derive(
+        &self,
+        name: Option<Cow<'static, str>>,
+        limit: Limit,
+        location: &'static Location<'static>,
+    ) -> (Context, CancelHandle) {
+        let (requested, budget) = match limit {
+            Limit::None => (None, None),
+            Limit::Timeout(timeout) => (Instant::now().checked_add(timeout), Some(timeout)),
+            Limit::Deadline(deadline) => (
+                Some(deadline),
+                Some(deadline.saturating_duration_since(Instant::now())),
+            ),
+        };
+        let meta = Meta {
+            name,
+            location,
+            budget,
+        };
+        let node = Arc::new(Node::new(self.node.as_ref(), requested, meta));
+        let child = Context {
+            node: Some(Arc::clone(&node)),
+            values: self.values.clone(),
+        };
+        (child, CancelHandle::new(node))
+    }
+
+    /// A context that also carries `value`; looked up by its type with
+    /// [`value`](Self::value), the nearest value of a type shadowing those
+    /// further up (Go's `WithValue`). Cancellation and deadline are shared
+    /// with `self`.
+    ///
+    /// Use a type of your own (a newtype) as the key, so that libraries do not
+    /// collide.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct RequestId(u64);
+    ///
+    /// let outer = Context::background().with_value(RequestId(1));
+    /// let inner = outer.with_value(RequestId(2));
+    /// assert_eq!(inner.value::<RequestId>(), Some(&RequestId(2)));
+    /// assert_eq!(outer.value::<RequestId>(), Some(&RequestId(1)));
+    /// assert_eq!(Context::background().value::<RequestId>(), None);
+    /// ```
+    pub fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Context {
+        Context {
+            node: self.node.clone(),
+            values: Some(value::push(self.values.as_ref(), value)),
+        }
+    }
+
+    /// The nearest value of type `T`, if any (see [`with_value`](Self::with_value)).
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// struct TenantId(&'static str);
+    ///
+    /// let ctx = Context::background().with_value(TenantId("acme"));
+    /// let (child, _) = ctx.child();
+    /// assert_eq!(child.value::<TenantId>().unwrap().0, "acme", "values flow to children");
+    /// ```
+    pub fn value<T: 'static>(&self) -> Option<&T> {
+        value::find(self.values.as_ref()?)
+    }
+
+    /// A context with this one's values but no deadline, which is never
+    /// canceled (Go's `WithoutCancel`). Contexts derived from it are new roots.
+    ///
+    /// For work that must finish even though the request that started it
+    /// ended: an audit log write, a cache fill. Give it a budget of its own.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// struct Trace(&'static str);
+    ///
+    /// let (request, cancel) = Context::background().with_value(Trace("abc")).child();
+    /// let detached = request.without_cancel();
+    /// cancel.cancel();
+    /// assert!(request.is_done());
+    /// assert!(!detached.is_done());
+    /// assert_eq!(detached.value::<Trace>().unwrap().0, "abc");
+    /// ```
+    pub fn without_cancel(&self) -> Context {
+        Context {
+            node: None,
+            values: self.values.clone(),
+        }
+    }
+
+    /// The effective deadline: the earliest along the chain of ancestors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (parent, _) = Context::background().child_with_timeout(Duration::from_secs(1));
+    /// let (child, _) = parent.child_with_timeout(Duration::from_secs(3600));
+    /// assert_eq!(child.deadline(), parent.deadline());
+    /// # }
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.as_ref()?.deadline()
+    }
+
+    /// The time left until the effective deadline; zero once it has passed,
+    /// `None` without a deadline. Cancellation does not change it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(2));
+    /// tokio::time::advance(Duration::from_secs(3)).await;
+    /// assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+    /// # }
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// True once the context has ended: it or an ancestor was canceled, or
+    /// the effective deadline has passed.
+    ///
+    /// Synchronous and cheap (atomic loads along the chain of ancestors, and
+    /// one clock read when there is a deadline; no lock, no allocation), for
+    /// CPU-bound loops and blocking code.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// let mut processed = 0;
+    /// for chunk in 0..100 {
+    ///     if ctx.is_done() {
+    ///         break;
+    ///     }
+    ///     processed += 1;
+    ///     if chunk == 9 {
+    ///         cancel.cancel();
+    ///     }
+    /// }
+    /// assert_eq!(processed, 10);
+    /// ```
+    pub fn is_done(&self) -> bool {
+        match &self.node {
+            Some(node) => node.is_done(),
+            None => false,
+        }
+    }
+
+    /// Why the context ended, or `None` while it is live.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// assert!(ctx.err().is_none());
+    /// cancel.cancel();
+    /// assert!(ctx.err().unwrap().is_canceled());
+    /// ```
+    pub fn err(&self) -> Option<Error> {
+        let node = self.node.as_deref()?;
+        if !node.is_done() {
+            return None;
+        }
+        node.ending().map(|ending| Error::from_ending(node, ending))
+    }
+
+    /// `Ok(())` while the context is live, its error once it has ended: the
+    /// `?`-friendly form of [`err`](Self::err).
+    ///
+    /// ```
+    /// use tokio_ctx::{Context, Error};
+    ///
+    /// fn checksum(ctx: &Context, blocks: &[&[u8]]) -> Result<u32, Error> {
+    ///     let mut sum = 0u32;
+    ///     for block in blocks {
+    ///         ctx.check()?;
+    ///         sum = block.iter().fold(sum, |s, b| s.wrapping_add(u32::from(*b)));
+    ///     }
+    ///     Ok(sum)
+    /// }
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// assert_eq!(checksum(&ctx, &[b"ab", b"c"]).unwrap(), 294);
+    /// cancel.cancel();
+    /// assert!(checksum(&ctx, &[b"ab"]).unwrap_err().is_canceled());
+    /// ```
+    pub fn check(&self) -> Result<(), Error> {
+        match self.err() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves to the context's error when the context ends (Go's `Done`).
+    ///
+    /// See [`Done`] for the details, and [`done_owned`](Self::done_owned) for
+    /// a future that can move into a `'static` task.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(1));
+    /// let err = ctx.done().await;
+    /// assert!(err.is_deadline_exceeded());
+    /// # }
+    /// ```
+    pub fn done(&self) -> Done<'_> {
+        Done::new(self)
+    }
+
+    /// Like [`done`](Self::done), owning a clone of the context.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().child();
+    /// let watcher = tokio::spawn(ctx.done_owned());
+    /// cancel.cancel_with("bye");
+    /// assert_eq!(watcher.await.unwrap().to_string(), "canceled: bye");
+    /// # }
+    /// ```
+    pub fn done_owned(&self) -> DoneOwned {
+        DoneOwned::new(self.clone())
+    }
+
+    /// Runs `fut` under this context: it is this context's
+    /// [`current`](Self::current) while it runs, and it is dropped, giving
+    /// `Err`, when the context ends first. See [`Run`].
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().child();
+    /// assert_eq!(ctx.run(async { 7 }).await.unwrap(), 7);
+    /// cancel.cancel();
+    /// let err = ctx.run(std::future::pending::<()>()).await.unwrap_err();
+    /// assert!(err.is_canceled());
+    /// # }
+    /// ```
+    pub fn run<F: Future>(&self, fut: F) -> Run<F> {
+        Run::new(self.clone(), fut)
+    }
+
+    /// Runs the future made by `f` under a child whose deadline is the
+    /// earlier of `now + timeout` and this context's. See [`Timeout`].
+    ///
+    /// `f` receives the child, which is also [`current`](Self::current) while
+    /// the future runs; the child is canceled as soon as the combinator
+    /// finishes or is dropped. The error tells this step's own timeout
+    /// ([`Error::is_own`]) from the caller's budget running out or a
+    /// cancellation from above.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_secs(60));
+    /// let slow_close = request
+    ///     .with_timeout(Duration::from_millis(5), |_ctx| tokio::time::sleep(Duration::from_secs(1)))
+    ///     .await;
+    /// let err = slow_close.unwrap_err();
+    /// assert!(err.is_own(), "only the close step's 5ms ran out: recoverable");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn with_timeout<F, Fut>(&self, timeout: Duration, f: F) -> Timeout<Fut>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        Timeout::new(self.derive(None, Limit::Timeout(timeout), Location::caller()), f)
+    }
+
+    /// Like [`with_timeout`](Self::with_timeout), with an absolute deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let at = Instant::now() + Duration::from_millis(10);
+    /// let answer = Context::background()
+    ///     .with_deadline(at, |ctx| async move { ctx.remaining() })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(answer, Some(Duration::from_millis(10)));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn with_deadline<F, Fut>(&self, deadline: Instant, f: F) -> Timeout<Fut>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        Timeout::new(self.derive(None, Limit::Deadline(deadline), Location::caller()), f)
+    }
+
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
+        self.node.as_ref()
+    }
+
+    /// The error of a context known to have ended.
+    ///
+    /// Falls back to the deadline, then to a plain cancellation of the
+    /// context itself, so that a waiter that was woken always has an answer.
+    pub(crate) fn ended_error(&self, node: &Node) -> Error {
+        match node.ending() {
+            Some(ending) => Error::from_ending(node, ending),
+            None => Error::from_ending(
+                node,
+                Ending::Canceled {
+                    by: node,
+                    cause: None,
+                },
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Context");
+        if let Some(node) = &self.node {
+            s.field("name", &node.meta.name)
+                .field("location", &crate::error::ShortLocation(node.meta.location).to_string());
+        }
+        s.field("deadline", &self.deadline())
+            .field("done", &self.is_done())
+            .field("values", &self.values.as_ref().map_or(0, value::count))
+            .finish()
+    }
+}

@@ -1,0 +1,492 @@
+//! The concurrency core: one [`Node`] per derived context.
+//!
+//! # Shape
+//!
+//! A node points at its parent with a strong reference; a parent does not own
+//! its children. Whether a node is done is *pulled*: a node is done when it or
+//! one of its ancestors holds a cancellation record, or when its effective
+//! deadline has passed. Deriving therefore touches nothing but the new node,
+//! dropping a node leaves no trace in its parent, and cancelling a node with a
+//! million descendants costs the same as cancelling a leaf.
+//!
+//! Waking is *pushed*, but only along the paths where somebody waits. The
+//! first waiter (a [`Waker`] or an `on_done` callback) registered on a node
+//! links that node into its parent's wait list, and the parent into its own
+//! parent, until the walk reaches a node that is already linked or a root.
+//! Later waiters on the same path cost one lock. Cancelling a node closes its
+//! wait list and every linked list below it and fires what they held.
+//!
+//! Deadlines are lazy: a node only stores its effective deadline. A waiter that
+//! needs to be woken at the deadline arms its own timer (see
+//! `crate::future::wait`), so no timer exists unless something awaits.
+//!
+//! # Invariants
+//!
+//! 1. A node's effective deadline is `min(parent's effective deadline,
+//!    requested deadline)`, fixed at derivation. `own_deadline` is true only
+//!    when the requested deadline is strictly earlier than the parent's, so the
+//!    node named by an expiry is the one whose own limit actually bound it.
+//! 2. A node holds at most one cancellation [`Record`]. It is written under the
+//!    node's lock by a `cancel` that found the node not done, and never removed.
+//!    The `CANCELED` bit is set after the record is written.
+//! 3. `closed` (mirrored by the `CLOSED` bit) is set under the node's lock when
+//!    the node or one of its ancestors is canceled, in the same critical
+//!    section that takes the node's wait list. It is never cleared, and a
+//!    closed node accepts no entries, so a key into a closed list is dead.
+//! 4. A node is linked into its parent's wait list at most once (`Link`), by
+//!    the thread that moved it from `Unlinked` to `Linking`; it removes its own
+//!    entry when dropped. The parent holds it weakly, so no cycle keeps either
+//!    alive.
+//! 5. A thread that tries to link a node into a closed parent closes that
+//!    node's subtree itself. Together with 3, every entry registered on a node
+//!    whose ancestor gets canceled is fired exactly once: either the canceling
+//!    walk takes it, or the linking thread does.
+//! 6. At most one lock is held at any time, so there is no lock order to
+//!    respect. Wakers and callbacks run after every lock has been released.
+//! 7. Every walk over the tree (checks, closing, dropping) is a loop, never a
+//!    recursion, so a chain of any depth fits in a small stack.
+
+mod slab;
+
+use std::borrow::Cow;
+use std::mem;
+use std::panic::Location;
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::Reason;
+use crate::loom::{lock, AtomicU8, Mutex, Ordering};
+pub(crate) use slab::Slab;
+
+/// The node holds a cancellation record (invariant 2).
+const CANCELED: u8 = 0b001;
+/// The node's wait list is closed because it or an ancestor was canceled
+/// (invariant 3).
+const CLOSED: u8 = 0b010;
+/// An expiry of this node's own deadline has been reported to `tracing`.
+#[cfg(feature = "tracing")]
+const EXPIRY_REPORTED: u8 = 0b100;
+
+/// Why a node was canceled: the user's cause, or a reason of this crate's.
+#[derive(Debug, Clone)]
+pub(crate) enum Cause {
+    User(Arc<dyn std::error::Error + Send + Sync + 'static>),
+    Reason(&'static Reason),
+}
+
+impl Cause {
+    pub(crate) fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        match self {
+            Cause::User(cause) => &**cause,
+            Cause::Reason(reason) => *reason,
+        }
+    }
+}
+
+/// What a context says about itself in errors and events.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) location: &'static Location<'static>,
+    /// The limit asked for at derivation, when one was.
+    pub(crate) budget: Option<Duration>,
+}
+
+/// A cancellation: the cause and when it happened (invariant 2).
+#[derive(Debug)]
+struct Record {
+    cause: Option<Cause>,
+    at: Instant,
+}
+
+/// Whether and where a node is linked into its parent's wait list (invariant 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Unlinked,
+    /// A thread is linking the node; it will store the key when done.
+    Linking,
+    Linked(usize),
+    /// The node has no parent to link into.
+    Root,
+}
+
+/// One thing waiting on a node.
+pub(crate) enum Entry {
+    Waker(Waker),
+    Callback(Arc<Callback>),
+    /// A child that has waiters of its own (invariant 4).
+    Child(Weak<Node>),
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entry::Waker(_) => "Waker",
+            Entry::Callback(_) => "Callback",
+            Entry::Child(_) => "Child",
+        })
+    }
+}
+
+/// A function to run once, when a context ends, unless stopped first.
+pub(crate) struct Callback {
+    f: Mutex<Option<Box<dyn FnOnce() + Send + 'static>>>,
+}
+
+impl Callback {
+    pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Self {
+        Self {
+            f: Mutex::new(Some(Box::new(f))),
+        }
+    }
+
+    /// Runs the function if nobody has run or stopped it; true if this call ran it.
+    pub(crate) fn fire(&self) -> bool {
+        // The guard is a temporary of this statement: the function runs unlocked.
+        let f = lock(&self.f).take();
+        match f {
+            Some(f) => {
+                f();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Prevents the function from running; true if it had not run yet.
+    pub(crate) fn stop(&self) -> bool {
+        let f = lock(&self.f).take();
+        f.is_some()
+    }
+
+    /// True once the function has run or been stopped.
+    pub(crate) fn is_spent(&self) -> bool {
+        lock(&self.f).is_none()
+    }
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    record: Option<Record>,
+    closed: bool,
+    entries: Slab<Entry>,
+    link: Link,
+}
+
+/// How a node ended, as seen from that node.
+#[derive(Debug)]
+pub(crate) enum Ending<'a> {
+    Canceled { by: &'a Node, cause: Option<Cause> },
+    DeadlineExceeded { by: &'a Node },
+}
+
+/// The shared state behind every clone of one derived context.
+#[derive(Debug)]
+pub(crate) struct Node {
+    parent: Option<Arc<Node>>,
+    deadline: Option<Instant>,
+    own_deadline: bool,
+    pub(crate) meta: Meta,
+    state: AtomicU8,
+    shared: Mutex<Shared>,
+}
+
+impl Node {
+    /// Derives a node below `parent` (a new root when `None`).
+    pub(crate) fn new(parent: Option<&Arc<Node>>, requested: Option<Instant>, meta: Meta) -> Self {
+        let inherited = parent.and_then(|p| p.deadline);
+        // Invariant 1: only a strictly earlier request makes the deadline ours.
+        let (deadline, own_deadline) = match (inherited, requested) {
+            (Some(i), Some(r)) if r < i => (Some(r), true),
+            (Some(i), _) => (Some(i), false),
+            (None, Some(r)) => (Some(r), true),
+            (None, None) => (None, false),
+        };
+        Node {
+            parent: parent.cloned(),
+            deadline,
+            own_deadline,
+            meta,
+            state: AtomicU8::new(0),
+            shared: Mutex::new(Shared {
+                record: None,
+                closed: false,
+                entries: Slab::default(),
+                link: if parent.is_some() {
+                    Link::Unlinked
+                } else {
+                    Link::Root
+                },
+            }),
+        }
+    }
+
+    /// The effective deadline (invariant 1).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// True when this node or an ancestor is canceled, or the deadline passed.
+    pub(crate) fn is_done(&self) -> bool {
+        let mut node = self;
+        loop {
+            if node.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0 {
+                return true;
+            }
+            match &node.parent {
+                Some(parent) => node = parent,
+                None => break,
+            }
+        }
+        match self.deadline {
+            Some(deadline) => Instant::now() >= deadline,
+            None => false,
+        }
+    }
+
+    /// How this node ended, if it has.
+    ///
+    /// The nearest cancellation record wins over records further up (a node
+    /// is only recorded while it is not yet done, invariant 2), and the
+    /// deadline wins over a record made at or after it.
+    pub(crate) fn ending(&self) -> Option<Ending<'_>> {
+        let mut record = None;
+        let mut node = self;
+        loop {
+            if node.state.load(Ordering::Acquire) & CANCELED != 0 {
+                let shared = lock(&node.shared);
+                if let Some(r) = &shared.record {
+                    record = Some((node, r.cause.clone(), r.at));
+                    break;
+                }
+            }
+            match &node.parent {
+                Some(parent) => node = parent,
+                None => break,
+            }
+        }
+        let expired = |at: Instant| self.deadline.is_some_and(|deadline| at >= deadline);
+        match record {
+            Some((_, _, at)) if expired(at) => Some(self.deadline_exceeded()),
+            Some((by, cause, _)) => Some(Ending::Canceled { by, cause }),
+            None if self.deadline.is_some() && expired(Instant::now()) => {
+                Some(self.deadline_exceeded())
+            }
+            None => None,
+        }
+    }
+
+    pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
+        // Invariant 1: the nearest node with its own deadline set the effective one.
+        let mut by = self;
+        while !by.own_deadline {
+            match &by.parent {
+                Some(parent) => by = parent,
+                None => break,
+            }
+        }
+        #[cfg(feature = "tracing")]
+        if by.state.fetch_or(EXPIRY_REPORTED, Ordering::Relaxed) & EXPIRY_REPORTED == 0 {
+            tracing::debug!(
+                target: "tokio_ctx",
+                context = by.meta.name.as_deref(),
+                location = %crate::error::ShortLocation(by.meta.location),
+                budget = ?by.meta.budget,
+                "context deadline exceeded",
+            );
+        }
+        Ending::DeadlineExceeded { by }
+    }
+
+    /// Cancels this node; false if it had already ended.
+    pub(crate) fn cancel(self: &Arc<Self>, cause: Option<Cause>) -> bool {
+        if self.is_done() {
+            return false;
+        }
+        let at = Instant::now();
+        {
+            let mut shared = lock(&self.shared);
+            if shared.record.is_some() || shared.closed {
+                return false;
+            }
+            #[cfg(feature = "tracing")]
+            tracing::debug!(
+                target: "tokio_ctx",
+                context = self.meta.name.as_deref(),
+                location = %crate::error::ShortLocation(self.meta.location),
+                budget = ?self.meta.budget,
+                cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
+                "context canceled",
+            );
+            shared.record = Some(Record { cause, at });
+            self.state.fetch_or(CANCELED, Ordering::Release);
+        }
+        close_subtree(Arc::clone(self));
+        true
+    }
+
+    /// Adds `entry` to this node's wait list and links the node upward.
+    ///
+    /// Gives the entry back when the list is closed: the node is done.
+    pub(crate) fn register(self: &Arc<Self>, entry: Entry) -> Result<usize, Entry> {
+        let (key, link) = {
+            let mut shared = lock(&self.shared);
+            if shared.closed {
+                return Err(entry);
+            }
+            let key = shared.entries.insert(entry);
+            (key, shared.claim_link())
+        };
+        if link {
+            link_upward(Arc::clone(self));
+        }
+        Ok(key)
+    }
+
+    /// Replaces the waker under `key`; false when the list is closed.
+    pub(crate) fn update_waker(&self, key: usize, waker: &Waker) -> bool {
+        let mut shared = lock(&self.shared);
+        if shared.closed {
+            return false;
+        }
+        if let Some(Entry::Waker(old)) = shared.entries.get_mut(key) {
+            if !old.will_wake(waker) {
+                old.clone_from(waker);
+            }
+        }
+        true
+    }
+
+    /// Removes the entry under `key`, unless the list was closed (invariant 3).
+    pub(crate) fn deregister(&self, key: usize) {
+        let removed = {
+            let mut shared = lock(&self.shared);
+            if shared.closed {
+                None
+            } else {
+                shared.entries.remove(key)
+            }
+        };
+        // A waker's drop may run arbitrary code: keep it outside the lock.
+        drop(removed);
+    }
+
+    /// The number of entries waiting on this node (for tests of cleanup).
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        lock(&self.shared).entries.len()
+    }
+
+    /// Removes this node's entry from its parent's wait list (invariant 4).
+    fn unlink(&mut self) {
+        let link = mem::replace(&mut lock(&self.shared).link, Link::Unlinked);
+        if let (Link::Linked(key), Some(parent)) = (link, &self.parent) {
+            parent.deregister(key);
+        }
+    }
+}
+
+impl Shared {
+    /// Claims the job of linking this node upward, once (invariant 4).
+    fn claim_link(&mut self) -> bool {
+        if self.link == Link::Unlinked {
+            self.link = Link::Linking;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.unlink();
+        // Invariant 7: release the chain of parents that only we kept alive
+        // one by one instead of through nested drops.
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = match Arc::into_inner(node) {
+                Some(mut node) => {
+                    node.unlink();
+                    node.parent.take()
+                }
+                None => None,
+            };
+        }
+    }
+}
+
+/// Links `child` into its parent's wait list, and onward while each parent
+/// was not linked yet (invariants 4 and 5).
+fn link_upward(mut child: Arc<Node>) {
+    loop {
+        let Some(parent) = child.parent.clone() else {
+            return;
+        };
+        let (key, link_parent) = {
+            let mut shared = lock(&parent.shared);
+            if shared.closed {
+                drop(shared);
+                close_subtree(child);
+                return;
+            }
+            let key = shared.entries.insert(Entry::Child(Arc::downgrade(&child)));
+            (key, shared.claim_link())
+        };
+        {
+            let mut shared = lock(&child.shared);
+            if shared.link == Link::Linking {
+                shared.link = Link::Linked(key);
+            }
+        }
+        if !link_parent {
+            return;
+        }
+        child = parent;
+    }
+}
+
+/// Closes `start` and every node linked below it, then fires what they held
+/// (invariants 3, 6 and 7).
+fn close_subtree(start: Arc<Node>) {
+    let mut to_fire = Vec::new();
+    let mut stack = vec![start];
+    while let Some(node) = stack.pop() {
+        let entries = {
+            let mut shared = lock(&node.shared);
+            if shared.closed {
+                continue;
+            }
+            shared.closed = true;
+            node.state.fetch_or(CLOSED, Ordering::Release);
+            mem::take(&mut shared.entries)
+        };
+        for entry in entries.into_values() {
+            match entry {
+                Entry::Child(child) => stack.extend(child.upgrade()),
+                other => to_fire.push(other),
+            }
+        }
+    }
+    for entry in to_fire {
+        match entry {
+            Entry::Waker(waker) => waker.wake(),
+            Entry::Callback(callback) => {
+                callback.fire();
+            }
+            Entry::Child(_) => {}
+        }
+    }
+}
+
+#[cfg(all(test, tokio_ctx_loom))]
+mod loom_tests;

@@ -1,0 +1,303 @@
+//! [`Error`]: why a context ended, and which one.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::{Cause, Ending, Node};
+
+/// Why a context ended: canceled (with the canceller's cause, if any) or its
+/// deadline exceeded, and which context it was.
+///
+/// Every error names the context that actually ended: the name given with
+/// [`Context::named`](crate::Context::named), or else the place in the source
+/// where it was derived, together with the budget it was given. An error also
+/// says whether that context is the one it was asked from ([`is_own`]) or an
+/// ancestor: a step whose own limit ran out can often recover, while a step
+/// whose caller's budget ran out cannot.
+///
+/// Errors are cheap to clone and compare nothing but their content.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_ctx::Context;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let request = Context::background();
+/// let err = request
+///     .named("close")
+///     .with_timeout(Duration::from_millis(5), |_ctx| std::future::pending::<()>())
+///     .await
+///     .unwrap_err();
+///
+/// assert!(err.is_deadline_exceeded());
+/// assert!(err.is_own(), "the step's own 5ms ran out, not the request");
+/// assert_eq!(err.context_name(), Some("close"));
+/// assert!(err.to_string().starts_with("deadline of \"close\" (5ms, set at "));
+/// # }
+/// ```
+///
+/// [`is_own`]: Error::is_own
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+    budget: Option<Duration>,
+    own: bool,
+}
+
+enum Kind {
+    Canceled(Option<Cause>),
+    DeadlineExceeded,
+}
+
+impl Error {
+    /// Describes `ending` as seen from `asked`, the node whose state was read.
+    pub(crate) fn from_ending(asked: &Node, ending: Ending<'_>) -> Self {
+        let (kind, by) = match ending {
+            Ending::Canceled { by, cause } => (Kind::Canceled(cause), by),
+            Ending::DeadlineExceeded { by } => (Kind::DeadlineExceeded, by),
+        };
+        Error {
+            inner: Arc::new(Inner {
+                kind,
+                name: by.meta.name.clone(),
+                location: by.meta.location,
+                budget: by.meta.budget,
+                own: std::ptr::eq(asked, by),
+            }),
+        }
+    }
+
+    /// True if the context was canceled through a [`CancelHandle`](crate::CancelHandle)
+    /// (its own or an ancestor's) before any deadline passed.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// cancel.cancel();
+    /// assert!(ctx.err().unwrap().is_canceled());
+    /// ```
+    pub fn is_canceled(&self) -> bool {
+        matches!(self.inner.kind, Kind::Canceled(_))
+    }
+
+    /// True if the context's deadline (its own or an inherited one) passed
+    /// before anyone canceled it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _cancel) = Context::background().child_with_timeout(Duration::ZERO);
+    /// assert!(ctx.err().unwrap().is_deadline_exceeded());
+    /// # }
+    /// ```
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(self.inner.kind, Kind::DeadlineExceeded)
+    }
+
+    /// The cause given to [`CancelHandle::cancel_with`](crate::CancelHandle::cancel_with),
+    /// or the reason this crate canceled the context (for example, the
+    /// combinator it was derived for finished). `None` for a deadline or a
+    /// plain [`cancel`](crate::CancelHandle::cancel).
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// cancel.cancel_with("shutting down");
+    /// let err = ctx.err().unwrap();
+    /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
+    /// assert_eq!(err.to_string(), "canceled: shutting down");
+    /// ```
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match &self.inner.kind {
+            Kind::Canceled(Some(cause)) => Some(cause.as_error()),
+            _ => None,
+        }
+    }
+
+    /// True if the context that ended is the one this error was read from:
+    /// its own deadline passed, or its own handle canceled it. False when an
+    /// ancestor ended first, so the caller's budget is gone as well.
+    ///
+    /// The combinators ([`Context::with_timeout`](crate::Context::with_timeout),
+    /// [`Context::with_deadline`](crate::Context::with_deadline)) read the
+    /// error from the child they derived, so there `is_own` means "this
+    /// step's own limit fired".
+    ///
+    /// When a step's limit and its caller's end at the same instant, the
+    /// caller's is the one that counts: the step asked for nothing tighter.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (parent, cancel_parent) = Context::background().child();
+    /// let (child, _cancel_child) = parent.child();
+    /// cancel_parent.cancel();
+    /// assert!(parent.err().unwrap().is_own());
+    /// assert!(!child.err().unwrap().is_own(), "inherited from the parent");
+    /// ```
+    pub fn is_own(&self) -> bool {
+        self.inner.own
+    }
+
+    /// The name of the context that ended, if it was given one with
+    /// [`Context::named`](crate::Context::named).
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().named("upload").child();
+    /// cancel.cancel();
+    /// assert_eq!(ctx.err().unwrap().context_name(), Some("upload"));
+    /// ```
+    pub fn context_name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// Where the context that ended was derived.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// cancel.cancel();
+    /// assert_eq!(ctx.err().unwrap().location().line(), line!() - 2);
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.inner.location
+    }
+
+    /// The limit the context that ended was derived with: the timeout asked
+    /// for, or the time left until the deadline asked for at derivation.
+    /// `None` for a context derived without a limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _cancel) = Context::background().child_with_timeout(Duration::ZERO);
+    /// assert_eq!(ctx.err().unwrap().budget(), Some(Duration::ZERO));
+    /// # }
+    /// ```
+    pub fn budget(&self) -> Option<Duration> {
+        self.inner.budget
+    }
+}
+
+/// Prints a location as `file:line`, the way people quote source positions.
+pub(crate) struct ShortLocation(pub(crate) &'static Location<'static>);
+
+impl fmt::Display for ShortLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.0.file(), self.0.line())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let at = ShortLocation(inner.location);
+        match &inner.kind {
+            Kind::Canceled(Some(cause)) => write!(f, "canceled: {}", cause.as_error()),
+            Kind::Canceled(None) => match &inner.name {
+                Some(name) => write!(f, "canceled (context {name:?}, set at {at})"),
+                None => write!(f, "canceled (context set at {at})"),
+            },
+            Kind::DeadlineExceeded => {
+                f.write_str("deadline ")?;
+                if let Some(name) = &inner.name {
+                    write!(f, "of {name:?} ")?;
+                }
+                match inner.budget {
+                    Some(budget) => write!(f, "({budget:?}, set at {at}) exceeded"),
+                    None => write!(f, "(set at {at}) exceeded"),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut s = f.debug_struct("Error");
+        match &inner.kind {
+            Kind::Canceled(cause) => s.field("kind", &"Canceled").field("cause", cause),
+            Kind::DeadlineExceeded => s.field("kind", &"DeadlineExceeded"),
+        };
+        s.field("context", &inner.name)
+            .field("location", &ShortLocation(inner.location).to_string())
+            .field("budget", &inner.budget)
+            .field("own", &inner.own)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.inner.kind {
+            Kind::Canceled(Some(cause)) => Some(cause.as_error()),
+            _ => None,
+        }
+    }
+}
+
+/// Deadlines become [`io::ErrorKind::TimedOut`], cancellations
+/// [`io::ErrorKind::Interrupted`]; the original error is kept as the inner
+/// error, so it can be recovered with [`io::Error::get_ref`] and downcast.
+///
+/// ```
+/// use std::io;
+/// use tokio_ctx::Context;
+///
+/// let (ctx, cancel) = Context::background().child();
+/// cancel.cancel();
+/// let io_err = io::Error::from(ctx.check().unwrap_err());
+/// assert_eq!(io_err.kind(), io::ErrorKind::Interrupted);
+/// assert!(io_err.get_ref().unwrap().is::<tokio_ctx::Error>());
+/// ```
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        let kind = if err.is_deadline_exceeded() {
+            io::ErrorKind::TimedOut
+        } else {
+            io::ErrorKind::Interrupted
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// A reason this crate gives when it cancels a context on its own account.
+#[derive(Debug)]
+pub(crate) struct Reason(pub(crate) &'static str);
+
+/// The cause a combinator leaves on the child it derived once it finishes,
+/// so that work spawned under that child stops with it.
+pub(crate) static FINISHED: Reason = Reason("the operation it was derived for finished");
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Reason {}

@@ -1,0 +1,104 @@
+//! Waiting for a context to end: the one piece every future here shares.
+//!
+//! A [`Wait`] registers its task's waker on the context's node the first time
+//! it would return `Pending` (see `crate::core` for how the registration
+//! reaches the ancestors), and arms a timer for the effective deadline only
+//! then. Deriving a context therefore never creates a timer; awaiting one
+//! creates exactly one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::context::Context;
+use crate::core::{Entry, Node};
+use crate::error::Error;
+
+/// A waker registered on a node, removed again on drop.
+#[derive(Debug)]
+struct Registration {
+    node: Arc<Node>,
+    key: usize,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.node.deregister(self.key);
+    }
+}
+
+pin_project! {
+    /// The state of one waiter: its registration and its lazily armed timer.
+    #[derive(Debug)]
+    pub(crate) struct Wait {
+        registration: Option<Registration>,
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl Wait {
+    pub(crate) fn new() -> Self {
+        Wait {
+            registration: None,
+            sleep: None,
+        }
+    }
+
+    /// Resolves to `ctx`'s error once it has ended; may be polled again after
+    /// that, and resolves again.
+    pub(crate) fn poll_wait(self: Pin<&mut Self>, ctx: &Context, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        let mut this = self.project();
+        let Some(node) = ctx.node() else {
+            // Background and `without_cancel` contexts never end.
+            return Poll::Pending;
+        };
+        if let Some(err) = ctx.err() {
+            *this.registration = None;
+            return Poll::Ready(err);
+        }
+
+        let registered = match this.registration.as_ref() {
+            Some(registration) => registration.node.update_waker(registration.key, cx.waker()),
+            None => match node.register(Entry::Waker(cx.waker().clone())) {
+                Ok(key) => {
+                    *this.registration = Some(Registration {
+                        node: Arc::clone(node),
+                        key,
+                    });
+                    true
+                }
+                Err(_) => false,
+            },
+        };
+        if !registered {
+            // The wait list is closed: the context was canceled from above.
+            *this.registration = None;
+            return Poll::Ready(ctx.ended_error(node));
+        }
+        // A cancellation that raced with the registration either shows here
+        // or wakes the waker we just stored.
+        if let Some(err) = ctx.err() {
+            *this.registration = None;
+            return Poll::Ready(err);
+        }
+
+        if let Some(deadline) = node.deadline() {
+            if this.sleep.is_none() {
+                this.sleep.set(Some(tokio::time::sleep_until(deadline)));
+            }
+            if let Some(sleep) = this.sleep.as_pin_mut() {
+                if sleep.poll(cx).is_ready() {
+                    *this.registration = None;
+                    let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
+                    return Poll::Ready(Error::from_ending(node, ending));
+                }
+            }
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,102 @@
+//! A Go-style request context for Tokio.
+//!
+//! One cheap, cloneable [`Context`] carries **cancellation** (with a cause),
+//! a **monotonic deadline** and typed **values** through an async call chain.
+//! Each step derives a child that can only tighten the budget; combinators
+//! run futures under a child and report, when they fail, exactly which limit
+//! ended and why.
+//!
+//! Hand-wiring `CancellationToken`, `tokio::time::timeout` and `select!`
+//! loses the budget at every hop, and an `Elapsed` does not say whose limit
+//! fired. A context keeps one budget for the whole request.
+//!
+//! # Examples
+//!
+//! A request with a 60 s budget whose steps have their own limits. A close
+//! step that runs out of its own 5 ms can be shrugged off; the request
+//! running out cannot.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokio_ctx::{Context, Error};
+//!
+//! async fn close(_ctx: Context) {
+//!     tokio::time::sleep(Duration::from_millis(50)).await; // a slow peer
+//! }
+//!
+//! async fn handle(request: &Context) -> Result<&'static str, Error> {
+//!     let body = request
+//!         .named("connect")
+//!         .with_timeout(Duration::from_secs(60), |_ctx| async { "hello" })
+//!         .await?;
+//!     match request.named("close").with_timeout(Duration::from_millis(5), close).await {
+//!         Ok(()) => {}
+//!         Err(e) if e.is_own() => eprintln!("{e}; the response is complete anyway"),
+//!         Err(e) => return Err(e),
+//!     }
+//!     Ok(body)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let (request, _cancel) = Context::background().child_with_timeout(Duration::from_secs(60));
+//! assert_eq!(handle(&request).await.unwrap(), "hello");
+//! # }
+//! ```
+//!
+//! # Operations
+//!
+//! | to | use |
+//! |---|---|
+//! | derive a cancellable child | [`Context::child`] → ([`Context`], [`CancelHandle`]) |
+//! | derive with a deadline or timeout | [`Context::child_with_deadline`], [`Context::child_with_timeout`] |
+//! | name what you derive | [`Context::named`] |
+//! | carry a value | [`Context::with_value`], [`Context::value`] |
+//! | detach from cancellation | [`Context::without_cancel`] |
+//! | check synchronously | [`Context::is_done`], [`Context::err`], [`Context::check`] |
+//! | wait for the end | [`Context::done`], [`Context::done_owned`] |
+//! | run a callback at the end | [`Context::on_done`] |
+//! | run a future under a context | [`Context::run`] |
+//! | run a step with its own limit | [`Context::with_timeout`], [`Context::with_deadline`] |
+//! | find the ambient context | [`Context::current`], [`Context::attach`] |
+//!
+//! # Time
+//!
+//! Every deadline is a [`tokio::time::Instant`], so [`tokio::time::pause`]
+//! and `#[tokio::test(start_paused = true)]` make deadline tests exact.
+//! Deadlines are lazy: deriving a context never arms a timer; a timer exists
+//! only while something waits for the context.
+//!
+//! # Features
+//!
+//! - `tracing` (default): a debug-level event, target `tokio_ctx`, when a
+//!   context is canceled or its deadline is first observed to have passed,
+//!   carrying its name or call site, its budget and the cause.
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod cancel;
+mod context;
+mod core;
+mod current;
+mod error;
+mod future;
+mod loom;
+mod named;
+mod on_done;
+mod value;
+
+pub use cancel::{CancelGuard, CancelHandle};
+pub use context::Context;
+pub use current::Attached;
+pub use error::Error;
+pub use future::{Done, DoneOwned, Run, Timeout};
+pub use named::Named;
+pub use on_done::OnDone;
