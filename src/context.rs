@@ -475,7 +475,10 @@ impl Context {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        Timeout::new(self.derive(None, Limit::Timeout(timeout), Location::caller()), f)
+        Timeout::new(
+            self.derive(None, Limit::Timeout(timeout), Location::caller()),
+            f,
+        )
     }
 
     /// Like [`with_timeout`](Self::with_timeout), with an absolute deadline.
@@ -501,7 +504,10 @@ impl Context {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        Timeout::new(self.derive(None, Limit::Deadline(deadline), Location::caller()), f)
+        Timeout::new(
+            self.derive(None, Limit::Deadline(deadline), Location::caller()),
+            f,
+        )
     }
 
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
@@ -530,8 +536,10 @@ impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Context");
         if let Some(node) = &self.node {
-            s.field("name", &node.meta.name)
-                .field("location", &crate::error::ShortLocation(node.meta.location).to_string());
+            s.field("name", &node.meta.name).field(
+                "location",
+                &crate::error::ShortLocation(node.meta.location).to_string(),
+            );
         }
         s.field("deadline", &self.deadline())
             .field("done", &self.is_done())

@@ -73,8 +73,11 @@ impl<'a> Named<'a> {
     /// ```
     #[track_caller]
     pub fn child_with_deadline(self, deadline: Instant) -> (Context, CancelHandle) {
-        self.parent
-            .derive(Some(self.name), Limit::Deadline(deadline), Location::caller())
+        self.parent.derive(
+            Some(self.name),
+            Limit::Deadline(deadline),
+            Location::caller(),
+        )
     }
 
     /// [`Context::child_with_timeout`] with this name.

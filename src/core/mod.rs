@@ -381,7 +381,7 @@ impl Node {
     }
 
     /// The number of entries waiting on this node (for tests of cleanup).
-    #[cfg(test)]
+    #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) fn waiting(&self) -> usize {
         lock(&self.shared).entries.len()
     }
@@ -490,3 +490,6 @@ fn close_subtree(start: Arc<Node>) {
 
 #[cfg(all(test, tokio_ctx_loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(tokio_ctx_loom)))]
+mod tests;

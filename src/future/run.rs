@@ -84,6 +84,8 @@ impl<F: Future> Future for Run<F> {
 
 impl<F> std::fmt::Debug for Run<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run").field("ctx", &self.ctx).finish_non_exhaustive()
+        f.debug_struct("Run")
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
     }
 }

@@ -51,7 +51,11 @@ impl Wait {
 
     /// Resolves to `ctx`'s error once it has ended; may be polled again after
     /// that, and resolves again.
-    pub(crate) fn poll_wait(self: Pin<&mut Self>, ctx: &Context, cx: &mut TaskContext<'_>) -> Poll<Error> {
+    pub(crate) fn poll_wait(
+        self: Pin<&mut Self>,
+        ctx: &Context,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Error> {
         let mut this = self.project();
         let Some(node) = ctx.node() else {
             // Background and `without_cancel` contexts never end.

@@ -1,0 +1,103 @@
+//! Loom models of the races the core's invariants are there for.
+//!
+//! Run with `RUSTFLAGS="--cfg tokio_ctx_loom" cargo test --lib --release loom`.
+
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+use super::{Callback, Entry, Meta, Node};
+
+fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
+    let meta = Meta {
+        name: None,
+        location: std::panic::Location::caller(),
+        budget: None,
+    };
+    Arc::new(Node::new(parent, None, meta))
+}
+
+struct Flag(AtomicUsize);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Registers a waker on `node`; the waiter counts as told if the list
+/// refused it (the node is done) or if it is woken later.
+fn register(node: &Arc<Node>, flag: &Arc<Flag>) {
+    let waker = Waker::from(Arc::clone(flag));
+    if node.register(Entry::Waker(waker)).is_err() {
+        flag.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn loom_cancel_racing_a_deep_registration_loses_no_wakeup() {
+    // Invariants 3 and 5: the canceling walk or the linking thread fires the waiter.
+    loom::model(|| {
+        let root = node(None);
+        let mid = node(Some(&root));
+        let leaf = node(Some(&mid));
+        let flag = Arc::new(Flag(AtomicUsize::new(0)));
+
+        let canceler = {
+            let root = Arc::clone(&root);
+            thread::spawn(move || {
+                root.cancel(None);
+            })
+        };
+        register(&leaf, &flag);
+        canceler.join().unwrap();
+        assert_eq!(flag.0.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_two_waiters_on_one_path_are_both_woken() {
+    // Invariant 4: the second waiter relies on the first one's link.
+    loom::model(|| {
+        let root = node(None);
+        let leaf = node(Some(&root));
+        let first = Arc::new(Flag(AtomicUsize::new(0)));
+        let second = Arc::new(Flag(AtomicUsize::new(0)));
+
+        let other = {
+            let leaf = Arc::clone(&leaf);
+            let second = Arc::clone(&second);
+            thread::spawn(move || register(&leaf, &second))
+        };
+        register(&leaf, &first);
+        root.cancel(None);
+        other.join().unwrap();
+        assert_eq!(first.0.load(Ordering::SeqCst), 1);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_concurrent_cancels_record_once_and_fire_once() {
+    // Invariant 2 and the callback's own guard: exactly one winner.
+    loom::model(|| {
+        let root = node(None);
+        let fired = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&fired);
+        let callback = Arc::new(Callback::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        root.register(Entry::Callback(callback)).unwrap();
+
+        let other = {
+            let root = Arc::clone(&root);
+            thread::spawn(move || root.cancel(None))
+        };
+        let mine = root.cancel(None);
+        let theirs = other.join().unwrap();
+        assert!(mine ^ theirs, "exactly one cancel records");
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+    });
+}

@@ -1,0 +1,118 @@
+//! Unit tests of the core's bookkeeping: what a waiter leaves behind.
+
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+
+use super::{Entry, Meta, Node};
+
+fn meta() -> Meta {
+    Meta {
+        name: None,
+        location: std::panic::Location::caller(),
+        budget: None,
+    }
+}
+
+fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
+    Arc::new(Node::new(parent, None, meta()))
+}
+
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, StdOrdering::SeqCst);
+    }
+}
+
+fn waker() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker::default());
+    (Arc::clone(&counter), Waker::from(counter))
+}
+
+#[test]
+fn first_waiter_links_the_path_once_and_a_dropped_child_unlinks() {
+    let root = node(None);
+    let mid = node(Some(&root));
+    let leaf = node(Some(&mid));
+
+    let (_, w) = waker();
+    let first = leaf.register(Entry::Waker(w.clone())).unwrap();
+    assert_eq!(leaf.waiting(), 1);
+    assert_eq!(mid.waiting(), 1, "the leaf is linked into its parent");
+    assert_eq!(root.waiting(), 1, "and the parent into the root");
+
+    let second = leaf.register(Entry::Waker(w)).unwrap();
+    assert_eq!(mid.waiting(), 1, "a second waiter does not link again");
+
+    leaf.deregister(first);
+    leaf.deregister(second);
+    assert_eq!(leaf.waiting(), 0);
+    assert_eq!(mid.waiting(), 1, "the link stays while the leaf lives");
+
+    drop(leaf);
+    assert_eq!(mid.waiting(), 0, "a dropped child removes its link");
+    drop(mid);
+    assert_eq!(root.waiting(), 0, "all the way up");
+}
+
+#[test]
+fn cancel_wakes_every_linked_waiter_and_closes_the_lists() {
+    let root = node(None);
+    let a = node(Some(&root));
+    let b = node(Some(&root));
+    let (count, w) = waker();
+    a.register(Entry::Waker(w.clone())).unwrap();
+    b.register(Entry::Waker(w.clone())).unwrap();
+
+    assert!(root.cancel(None));
+    assert_eq!(count.0.load(StdOrdering::SeqCst), 2);
+    assert!(
+        a.register(Entry::Waker(w)).is_err(),
+        "a closed list refuses entries"
+    );
+    assert!(!root.cancel(None), "the first cancellation wins");
+}
+
+#[test]
+fn many_short_lived_children_leave_the_root_as_it_was() {
+    let root = node(None);
+    let (_, w) = waker();
+    let keep = root.register(Entry::Waker(w.clone())).unwrap();
+    for _ in 0..10_000 {
+        let child = node(Some(&root));
+        let key = child.register(Entry::Waker(w.clone())).unwrap();
+        child.deregister(key);
+    }
+    assert_eq!(root.waiting(), 1, "only the root's own waiter remains");
+    root.deregister(keep);
+    assert_eq!(Arc::strong_count(&root), 1, "no child keeps a reference");
+}
+
+#[test]
+fn a_chain_far_deeper_than_the_stack_links_cancels_and_drops() {
+    // Run on a thread with a small stack: any recursion over the depth
+    // would overflow it.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let root = node(None);
+            let mut leaf = Arc::clone(&root);
+            for _ in 0..100_000 {
+                leaf = node(Some(&leaf));
+            }
+            let (count, w) = waker();
+            leaf.register(Entry::Waker(w)).unwrap();
+            assert!(!leaf.is_done());
+            assert!(root.cancel(None));
+            assert!(leaf.is_done());
+            assert_eq!(count.0.load(StdOrdering::SeqCst), 1);
+            drop(root);
+            drop(leaf);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

@@ -1,0 +1,98 @@
+//! `CancelHandle` and `CancelGuard`: idempotent, first cause wins, and the
+//! cause reaches every descendant.
+
+use std::fmt;
+
+use tokio_ctx::Context;
+
+#[derive(Debug)]
+struct Shutdown;
+
+impl fmt::Display for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("server shutting down")
+    }
+}
+
+impl std::error::Error for Shutdown {}
+
+#[test]
+fn the_first_cause_wins_and_every_descendant_reports_it() {
+    let (root, cancel) = Context::background().child();
+    let (mid, _) = root.child();
+    let (leaf, _) = mid.child();
+    let second = cancel.clone();
+
+    cancel.cancel_with(Shutdown);
+    second.cancel_with("a later cause");
+    cancel.cancel();
+
+    for ctx in [&root, &mid, &leaf] {
+        let err = ctx.err().unwrap();
+        assert!(err.is_canceled());
+        assert!(err.cause().unwrap().is::<Shutdown>(), "{err:?}");
+        assert_eq!(err.to_string(), "canceled: server shutting down");
+    }
+    assert!(root.err().unwrap().is_own());
+    assert!(!leaf.err().unwrap().is_own());
+}
+
+#[test]
+fn a_cause_reaches_a_descendant_100_000_levels_down() {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let (root, cancel) = Context::background().child();
+            let mut leaf = root;
+            for _ in 0..100_000 {
+                leaf = leaf.child().0;
+            }
+            cancel.cancel_with(Shutdown);
+            let err = leaf.err().unwrap();
+            assert!(err.cause().unwrap().is::<Shutdown>());
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_childs_own_cause_stays_its_own() {
+    let (parent, cancel_parent) = Context::background().child();
+    let (child, cancel_child) = parent.child();
+    cancel_child.cancel_with("child first");
+    cancel_parent.cancel_with("parent later");
+    assert_eq!(child.err().unwrap().to_string(), "canceled: child first");
+    assert_eq!(parent.err().unwrap().to_string(), "canceled: parent later");
+}
+
+#[test]
+fn the_guard_cancels_on_drop_unless_disarmed() {
+    let (armed, cancel) = Context::background().child();
+    let (disarmed, cancel_other) = Context::background().child();
+    {
+        let _guard = cancel.drop_guard();
+        let guard = cancel_other.drop_guard();
+        let _handle = guard.disarm();
+    }
+    assert!(armed.is_done());
+    assert!(!disarmed.is_done());
+}
+
+#[test]
+fn the_guard_cancels_when_a_scope_unwinds() {
+    let (ctx, cancel) = Context::background().child();
+    let result = std::panic::catch_unwind(move || {
+        let _guard = cancel.drop_guard();
+        panic!("the step failed");
+    });
+    assert!(result.is_err());
+    assert!(ctx.is_done());
+}
+
+#[test]
+fn dropping_a_handle_neither_cancels_nor_keeps_anything_alive() {
+    let (ctx, cancel) = Context::background().child();
+    drop(cancel);
+    assert!(!ctx.is_done());
+}

@@ -1,0 +1,210 @@
+//! `with_timeout` / `with_deadline` / `run`: the step's own limit against the
+//! caller's, the child's lifetime, and the same-poll policy.
+
+use std::future::pending;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::{self, Instant};
+use tokio_ctx::Context;
+use tokio_test::task;
+use tokio_test::{assert_pending, assert_ready};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_own_limit_fires_is_recoverable() {
+    let (request, _) = Context::background()
+        .named("request")
+        .child_with_timeout(Duration::from_secs(60));
+    let err = request
+        .named("close")
+        .with_timeout(5 * MS, |_| pending::<()>())
+        .await
+        .unwrap_err();
+    assert!(err.is_deadline_exceeded());
+    assert!(err.is_own());
+    assert_eq!(err.context_name(), Some("close"));
+    assert_eq!(err.budget(), Some(5 * MS));
+    assert!(!request.is_done(), "the request goes on");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_cut_short_by_the_request_budget_is_not() {
+    let (request, _) = Context::background()
+        .named("request")
+        .child_with_timeout(3 * MS);
+    let err = request
+        .named("close")
+        .with_timeout(5 * MS, |ctx| async move {
+            assert_eq!(ctx.remaining(), Some(3 * MS), "the step gets what is left");
+            pending::<()>().await
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_deadline_exceeded());
+    assert!(!err.is_own());
+    assert_eq!(err.context_name(), Some("request"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancellation_from_above_is_reported_as_not_own() {
+    let (request, cancel) = Context::background().child();
+    let step = request.with_timeout(Duration::from_secs(1), |_| pending::<()>());
+    let mut step = task::spawn(step);
+    assert_pending!(step.poll());
+    cancel.cancel_with("client gone");
+    assert!(step.is_woken());
+    let err = assert_ready!(step.poll()).unwrap_err();
+    assert!(err.is_canceled());
+    assert!(!err.is_own());
+    assert_eq!(err.to_string(), "canceled: client gone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_output_ready_in_the_poll_the_deadline_passes_wins() {
+    // Both the sleep and the step's deadline end at 10ms; the inner future is
+    // polled first, so its output is returned rather than thrown away.
+    let out = Context::background()
+        .with_timeout(10 * MS, |_| async {
+            time::sleep(10 * MS).await;
+            "finished"
+        })
+        .await;
+    assert_eq!(out.unwrap(), "finished");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outer_cancellation_in_the_same_poll_is_still_visible_to_the_caller() {
+    let (request, cancel) = Context::background().child();
+    let out = request
+        .with_timeout(Duration::from_secs(1), |_| async move {
+            cancel.cancel_with("shutdown");
+            42
+        })
+        .await;
+    assert_eq!(out.unwrap(), 42);
+    assert_eq!(
+        request.check().unwrap_err().to_string(),
+        "canceled: shutdown"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_value_produced_as_the_step_ends_is_returned_or_dropped_never_leaked() {
+    let permits = Arc::new(Semaphore::new(1));
+    let (request, cancel) = Context::background().child();
+    let sem = Arc::clone(&permits);
+    let mut step = task::spawn(
+        request.with_timeout(Duration::from_secs(1), move |_| async move {
+            let permit = sem.acquire_owned().await.unwrap();
+            pending::<()>().await;
+            permit
+        }),
+    );
+    assert_pending!(step.poll());
+    assert_eq!(permits.available_permits(), 0);
+    cancel.cancel();
+    assert!(assert_ready!(step.poll()).is_err());
+    drop(step);
+    assert_eq!(permits.available_permits(), 1, "the permit came back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_child_ends_when_the_step_finishes_so_its_tasks_stop() {
+    let mut worker = None;
+    let out = Context::background()
+        .with_timeout(Duration::from_secs(60), |ctx| {
+            worker = Some(tokio::spawn(ctx.done_owned()));
+            async { "quick answer" }
+        })
+        .await;
+    assert_eq!(out.unwrap(), "quick answer");
+    let err = worker.unwrap().await.unwrap();
+    assert!(err.is_canceled());
+    assert!(err.is_own(), "the step's child ended, nothing above it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_step_cancels_its_child() {
+    let mut child = None;
+    let step = Context::background().with_timeout(Duration::from_secs(60), |ctx| {
+        child = Some(ctx);
+        pending::<()>()
+    });
+    let child = child.unwrap();
+    assert!(!child.is_done());
+    drop(step);
+    assert!(child.is_done());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_deadline_takes_an_absolute_instant() {
+    let at = Instant::now() + 20 * MS;
+    let started = Instant::now();
+    let err = Context::background()
+        .with_deadline(at, |_| pending::<()>())
+        .await
+        .unwrap_err();
+    assert!(err.is_own());
+    assert_eq!(started.elapsed(), 20 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_past_and_huge_limits_behave() {
+    let zero = Context::background()
+        .with_timeout(Duration::ZERO, |_| pending::<()>())
+        .await;
+    assert!(zero.unwrap_err().is_deadline_exceeded());
+
+    let ready_anyway = Context::background()
+        .with_timeout(Duration::ZERO, |_| async { 1 })
+        .await;
+    assert_eq!(ready_anyway.unwrap(), 1, "the inner future is polled first");
+
+    let past = Context::background()
+        .with_deadline(Instant::now() - Duration::from_secs(1), |_| pending::<()>())
+        .await;
+    assert!(past.unwrap_err().is_deadline_exceeded());
+
+    let huge = Context::background()
+        .with_timeout(Duration::MAX, |ctx| async move { ctx.deadline() })
+        .await;
+    assert_eq!(huge.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nested_steps_each_see_the_tightest_budget() {
+    let (request, _) = Context::background().child_with_timeout(Duration::from_secs(10));
+    let inner = request
+        .with_timeout(Duration::from_secs(5), |ctx| async move {
+            ctx.with_timeout(Duration::from_secs(7), |ctx| async move { ctx.remaining() })
+                .await
+        })
+        .await;
+    assert_eq!(inner.unwrap().unwrap(), Some(Duration::from_secs(5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_stops_a_future_when_its_context_ends() {
+    let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(1));
+    let started = Instant::now();
+    let err = ctx.run(pending::<()>()).await.unwrap_err();
+    assert!(err.is_deadline_exceeded());
+    assert!(err.is_own());
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(ctx.run(async { 5 }).await.unwrap(), 5, "ready output wins");
+}
+
+#[tokio::test(start_paused = true)]
+async fn steps_running_in_spawned_tasks_see_the_cancellation() {
+    let (request, cancel) = Context::background().child();
+    let step = tokio::spawn(request.with_timeout(Duration::from_secs(60), |_| {
+        time::sleep(Duration::from_secs(30))
+    }));
+    time::sleep(Duration::from_secs(1)).await;
+    cancel.cancel();
+    let err = step.await.unwrap().unwrap_err();
+    assert!(err.is_canceled());
+}
