@@ -157,7 +157,7 @@ request budget of {REQUEST_BUDGET:?}. --slow makes one stage slow:
   close     the server acknowledges BYE late: close's {CLOSE_LIMIT:?} fires (recovered)
   request   every chunk takes {SLOW_CHUNK:?}: the {REQUEST_BUDGET:?} request budget runs out (request fails)
 
-Exit code: 0 if the response is complete, 1 if the request failed.
+Exit code: 0 if the response is complete, 1 if the request failed, 2 for bad arguments.
 "
     )
 }
@@ -354,13 +354,17 @@ fn summarize(outcome: Result<Response, StageError>, elapsed: Duration) -> ExitCo
         }
         Err(e) => {
             let why = match e {
-                StageError::Ended(e) if e.is_own() => {
-                    format!(
-                        "{:?} is required and this demo does not retry",
-                        context_name(&e)
-                    )
-                }
-                StageError::Ended(e) => format!("{:?} ended: {e}", context_name(&e)),
+                StageError::Ended(e) if e.is_own() => format!(
+                    "{:?} ran out of its own {}; the stage is required and this demo does not retry",
+                    context_name(&e),
+                    budget(&e),
+                ),
+                StageError::Ended(e) if e.is_deadline_exceeded() => format!(
+                    "the {:?} budget of {} ran out",
+                    context_name(&e),
+                    budget(&e),
+                ),
+                StageError::Ended(e) => format!("canceled from above: {e}"),
                 StageError::Io(e) => e.to_string(),
             };
             println!("summary: request FAILED after {elapsed:.1?}: {why}");
@@ -371,6 +375,11 @@ fn summarize(outcome: Result<Response, StageError>, elapsed: Duration) -> ExitCo
 
 fn context_name(e: &Error) -> &str {
     e.context_name().unwrap_or("unnamed context")
+}
+
+fn budget(e: &Error) -> String {
+    e.budget()
+        .map_or_else(|| "unlimited time".to_owned(), |d| format!("{d:?}"))
 }
 
 // ---------------------------------------------------------------- server

@@ -449,9 +449,9 @@ impl Context {
     /// Runs the future made by `f` under a child whose deadline is the
     /// earlier of `now + timeout` and this context's. See [`Timeout`].
     ///
-    /// `f` receives the child, which is also [`current`](Self::current) while
-    /// the future runs; the child is canceled as soon as the combinator
-    /// finishes or is dropped. The error tells this step's own timeout
+    /// `f` is called at once, with the child, to make the future; the child
+    /// is also [`current`](Self::current) while the future runs, and is
+    /// canceled as soon as the combinator finishes or is dropped. The error tells this step's own timeout
     /// ([`Error::is_own`]) from the caller's budget running out or a
     /// cancellation from above.
     ///

@@ -106,6 +106,27 @@ impl<Fut: Future> Timeout<Fut> {
     }
 }
 
+impl<F> Timeout<F> {
+    /// The child this step runs under: its deadline is the step's effective
+    /// budget.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_secs(2));
+    /// let step = request.with_timeout(Duration::from_secs(5), |_ctx| async {});
+    /// assert_eq!(step.context().remaining(), Some(Duration::from_secs(2)));
+    /// step.await.unwrap();
+    /// # }
+    /// ```
+    pub fn context(&self) -> &Context {
+        &self.child
+    }
+}
+
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Error>;
 
