@@ -38,7 +38,7 @@ use crate::value::{self, Values};
 /// its parent's, and a child ends whenever its parent does. Deadlines are
 /// lazy: deriving with a deadline arms no timer, and a timer exists only while
 /// something awaits [`done`](Self::done) or runs a combinator. All time is
-/// [`tokio::time::Instant`], so [`tokio::time::pause`] makes it deterministic.
+/// [`tokio::time::Instant`], so `tokio::time::pause()` makes it deterministic.
 ///
 /// # Examples
 ///

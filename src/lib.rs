@@ -62,7 +62,7 @@
 //!
 //! # Time
 //!
-//! Every deadline is a [`tokio::time::Instant`], so [`tokio::time::pause`]
+//! Every deadline is a [`tokio::time::Instant`], so `tokio::time::pause()`
 //! and `#[tokio::test(start_paused = true)]` make deadline tests exact.
 //! Deadlines are lazy: deriving a context never arms a timer; a timer exists
 //! only while something waits for the context.

@@ -1,0 +1,106 @@
+//! With the `tracing` feature: one debug event per cancellation and one per
+//! observed expiry, carrying the context's name, budget and cause; nothing
+//! per poll.
+#![cfg(feature = "tracing")]
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_ctx::Context;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// Records every event as `level message key=value ...`.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+struct Line<'a>(&'a mut String);
+
+impl Visit for Line<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            self.0.push_str(&format!(" {value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut line = format!("{} {}", event.metadata().level(), event.metadata().target());
+        event.record(&mut Line(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+impl Recorder {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_cancellation_emits_one_debug_event_with_name_and_cause() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let (ctx, cancel) = Context::background().named("upload").child();
+        let (_child, _) = ctx.child();
+        cancel.cancel_with("disk full");
+        cancel.cancel_with("again");
+        assert!(ctx.is_done());
+    });
+    let lines = recorder.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(
+        line.starts_with(&format!("{} tokio_ctx", Level::DEBUG)),
+        "{line}"
+    );
+    assert!(line.contains("context canceled"), "{line}");
+    assert!(line.contains("context=\"upload\""), "{line}");
+    assert!(line.contains("cause=disk full"), "{line}");
+}
+
+#[test]
+fn an_expiry_is_reported_once_however_often_it_is_observed() {
+    let recorder = Recorder::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    rt.block_on(async {
+        let (ctx, _) = Context::background()
+            .named("connect")
+            .child_with_timeout(Duration::from_millis(1));
+        assert!(recorder.lines().is_empty(), "deriving says nothing");
+        let waiter = ctx.done();
+        assert!(waiter.await.is_deadline_exceeded());
+        for _ in 0..10 {
+            assert!(ctx.err().is_some());
+        }
+    });
+    let lines = recorder.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("context deadline exceeded"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("context=\"connect\""), "{}", lines[0]);
+    assert!(lines[0].contains("budget=Some(1ms)"), "{}", lines[0]);
+}
