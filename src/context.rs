@@ -510,6 +510,21 @@ impl Context {
         )
     }
 
+    /// Derives a child and runs the future `f` makes under it.
+    pub(crate) fn step<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        limit: Limit,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> Timeout<Fut>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        Timeout::new(self.derive(name, limit, location), f)
+    }
+
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.node.as_ref()
     }

@@ -119,10 +119,10 @@ impl<'a> Named<'a> {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        let location = Location::caller();
-        Timeout::new(
-            self.parent
-                .derive(Some(self.name), Limit::Timeout(timeout), location),
+        self.parent.step(
+            Some(self.name),
+            Limit::Timeout(timeout),
+            Location::caller(),
             f,
         )
     }
@@ -150,10 +150,10 @@ impl<'a> Named<'a> {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        let location = Location::caller();
-        Timeout::new(
-            self.parent
-                .derive(Some(self.name), Limit::Deadline(deadline), location),
+        self.parent.step(
+            Some(self.name),
+            Limit::Deadline(deadline),
+            Location::caller(),
             f,
         )
     }
