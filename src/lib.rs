@@ -58,7 +58,22 @@
 //! | run a callback at the end | [`Context::on_done`] |
 //! | run a future under a context | [`Context::run`] |
 //! | run a step with its own limit | [`Context::with_timeout`], [`Context::with_deadline`] |
+//! | run cleanup after a cancellation | [`Context::cleanup`] |
+//! | first of several to complete | [`Context::race`], [`Context::race_either`] |
+//! | first success among several | [`Context::select_first`] |
+//! | every output, in input order | [`Context::join_all`], [`Context::settle`] |
+//! | every success, or the first failure | [`Context::try_join_all`] |
+//! | outputs in completion order | [`Context::as_completed`] |
+//! | a stream with a per-item limit | [`Context::stream`], [`ContextStream::item_timeout`] |
+//! | a group of tasks | [`Context::scope`], [`Scope::spawn`] |
+//! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
+//!
+//! Every combinator runs each future under its own child context, passed to
+//! the closure that makes it (and [`Context::current`] while it runs), so
+//! nested calls inherit the budget. Losers and leftovers are canceled, with a
+//! cause that says why, and dropped: nothing keeps running in the
+//! background unless it was detached on purpose.
 //!
 //! # Time
 //!
@@ -91,12 +106,19 @@ mod future;
 mod loom;
 mod named;
 mod on_done;
+mod stream;
+mod task;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
 pub use current::Attached;
-pub use error::Error;
-pub use future::{Done, DoneOwned, Run, Timeout};
+pub use error::{Error, ScopeError, SelectError, TryJoinError};
+pub use future::{
+    AsCompleted, Done, DoneOwned, JoinAll, Race, RaceEither, Run, SelectFirst, Settle, Timeout,
+    TryJoinAll,
+};
 pub use named::Named;
 pub use on_done::OnDone;
+pub use stream::ContextStream;
+pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};

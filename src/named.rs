@@ -157,4 +157,30 @@ impl<'a> Named<'a> {
             f,
         )
     }
+
+    /// [`Context::stream`] with this name for the per-item contexts that
+    /// [`item_timeout`](crate::ContextStream::item_timeout) derives, so an
+    /// item that takes too long is reported as
+    /// `deadline of "chunk" (500ms, set at src/x.rs:10) exceeded`. Without an
+    /// item limit the name is not used.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let chunks = Context::background()
+    ///     .named("chunk")
+    ///     .stream(futures::stream::pending::<Vec<u8>>())
+    ///     .item_timeout(Duration::from_millis(500));
+    /// let err = std::pin::pin!(chunks).next().await.unwrap().unwrap_err();
+    /// assert_eq!(err.context_name(), Some("chunk"));
+    /// assert!(err.to_string().starts_with(r#"deadline of "chunk" (500ms, set at "#));
+    /// # }
+    /// ```
+    pub fn stream<S: futures::Stream>(self, stream: S) -> crate::ContextStream<S> {
+        crate::ContextStream::new(self.parent.clone(), Some(self.name), stream)
+    }
 }

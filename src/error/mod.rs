@@ -1,4 +1,13 @@
-//! [`Error`]: why a context ended, and which one.
+//! [`Error`]: why a context ended, and which one; and the errors of the
+//! combinators that run several futures.
+
+mod scope;
+mod select;
+mod try_join;
+
+pub use scope::ScopeError;
+pub use select::SelectError;
+pub use try_join::TryJoinError;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -76,6 +85,21 @@ impl Error {
                 location: by.meta.location,
                 budget: by.meta.budget,
                 own: std::ptr::eq(asked, by),
+            }),
+        }
+    }
+
+    /// A cancellation by this crate that no context recorded; the location
+    /// is the crate's own call site.
+    #[track_caller]
+    pub(crate) fn canceled_for(reason: &'static Reason) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                kind: Kind::Canceled(Some(Cause::Reason(reason))),
+                name: None,
+                location: Location::caller(),
+                budget: None,
+                own: true,
             }),
         }
     }
@@ -293,6 +317,12 @@ pub(crate) struct Reason(pub(crate) &'static str);
 /// The cause a combinator leaves on the child it derived once it finishes,
 /// so that work spawned under that child stops with it.
 pub(crate) static FINISHED: Reason = Reason("the operation it was derived for finished");
+
+/// The cause left on the children of a race that another child won.
+pub(crate) static LOST_RACE: Reason = Reason("lost the race");
+
+/// The cause left on the siblings of a task or future that failed.
+pub(crate) static SIBLING_FAILED: Reason = Reason("a sibling failed");
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

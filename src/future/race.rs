@@ -1,0 +1,258 @@
+//! [`Race`]: the first of several futures to complete wins.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::future::Either;
+use pin_project_lite::pin_project;
+
+use super::branches::Branches;
+use super::wait::Wait;
+use crate::context::Context;
+use crate::error::{Error, FINISHED, LOST_RACE};
+
+impl Context {
+    /// Runs every future made by `fns`, each under its own child of this
+    /// context; the first to complete wins, whatever its output (asyncio's
+    /// `wait(FIRST_COMPLETED)`, Go's first-of-N pattern).
+    ///
+    /// Resolves to the winner's index and output. Every loser's child is
+    /// canceled with the cause "lost the race" (so tasks it spawned stop too)
+    /// and its future is dropped. If this context ends first, every child
+    /// ends with it and the race resolves to the context's error. See
+    /// [`Race`] for fairness and ordering.
+    ///
+    /// `fns` may be an array, a `Vec` or any iterator of closures of one
+    /// type; [`race_either`](Self::race_either) races two futures of
+    /// different types.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let delays = [300, 100, 200];
+    /// let (index, ms) = Context::background()
+    ///     .race(delays.map(|ms| move |_ctx| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     }))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!((index, ms), (1, 100));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn race<I, M, F>(&self, fns: I) -> Race<F>
+    where
+        I: IntoIterator<Item = M>,
+        M: FnOnce(Context) -> F,
+        F: Future,
+    {
+        Race {
+            branches: Branches::new(self, fns, Location::caller()),
+            ctx: self.clone(),
+            wait: Wait::new(),
+        }
+    }
+
+    /// Races two futures of different output types; resolves to
+    /// [`Either::Left`] or [`Either::Right`] with the winner's output.
+    /// The loser is canceled and dropped, as in [`race`](Self::race).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::future::Either;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let winner = Context::background()
+    ///     .race_either(
+    ///         |_ctx| async { tokio::time::sleep(Duration::from_secs(1)).await; "work done" },
+    ///         |ctx: Context| async move { ctx.done().await; 0u8 },
+    ///     )
+    ///     .await
+    ///     .unwrap();
+    /// assert!(matches!(winner, Either::Left("work done")));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn race_either<A, B, FA, FB>(&self, a: A, b: B) -> RaceEither<FA, FB>
+    where
+        A: FnOnce(Context) -> FA,
+        B: FnOnce(Context) -> FB,
+        FA: Future,
+        FB: Future,
+    {
+        let location = Location::caller();
+        let mut branches = Branches::empty();
+        branches.push(
+            self,
+            |ctx| OneOf {
+                inner: Side::Left { fut: a(ctx) },
+            },
+            location,
+        );
+        branches.push(
+            self,
+            |ctx| OneOf {
+                inner: Side::Right { fut: b(ctx) },
+            },
+            location,
+        );
+        RaceEither {
+            race: Race {
+                branches,
+                ctx: self.clone(),
+                wait: Wait::new(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Context::race_either`]: a [`Race`] of two
+    /// futures of different types, resolving to the winner's output.
+    ///
+    /// Fairness, ordering, cancel safety and panics are those of [`Race`].
+    ///
+    /// ```
+    /// use futures::future::Either;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out = Context::background()
+    ///     .race_either(|_ctx| async { 1u8 }, |_ctx| async { "two" })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(matches!(out, Either::Left(1)), "both ready: input order decides");
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct RaceEither<A, B> {
+        #[pin]
+        race: Race<OneOf<A, B>>,
+    }
+}
+
+impl<A: Future, B: Future> Future for RaceEither<A, B> {
+    type Output = Result<Either<A::Output, B::Output>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        self.project()
+            .race
+            .poll(cx)
+            .map(|won| won.map(|(_, output)| output))
+    }
+}
+
+pin_project! {
+    /// One of two futures of different types, so that both fit one set.
+    #[derive(Debug)]
+    struct OneOf<A, B> {
+        #[pin]
+        inner: Side<A, B>,
+    }
+}
+
+pin_project! {
+    #[project = SideProj]
+    #[derive(Debug)]
+    enum Side<A, B> {
+        Left { #[pin] fut: A },
+        Right { #[pin] fut: B },
+    }
+}
+
+impl<A: Future, B: Future> Future for OneOf<A, B> {
+    type Output = Either<A::Output, B::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            SideProj::Left { fut } => fut.poll(cx).map(Either::Left),
+            SideProj::Right { fut } => fut.poll(cx).map(Either::Right),
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Context::race`] and [`Context::race_either`].
+    ///
+    /// # Fairness
+    ///
+    /// On the first poll the futures are polled in input order; after that,
+    /// only the futures that were woken are polled, in the order they were
+    /// woken. When several complete in the same poll, the first one polled
+    /// wins: on the first poll, the lowest index. A slow future cannot starve
+    /// the others: each is polled at most once per poll of the race.
+    ///
+    /// # Ordering
+    ///
+    /// The futures are polled before the context is checked: a future that
+    /// completes in the poll in which the context ends still wins, and its
+    /// output is returned, not dropped. An empty race never completes on
+    /// its own; it resolves to the context's error when the context ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the race cancels every child and drops every future.
+    ///
+    /// # Panics
+    ///
+    /// Waiting on a context with a deadline needs Tokio's timer. Polling
+    /// after it resolved does not panic, but resolves only once the context
+    /// ends.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().child();
+    /// cancel.cancel_with("shutting down");
+    /// let err = ctx.race([|_c| std::future::pending::<()>()]).await.unwrap_err();
+    /// assert_eq!(err.to_string(), "canceled: shutting down");
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Race<F> {
+        branches: Branches<F>,
+        ctx: Context,
+        #[pin]
+        wait: Wait,
+    }
+}
+
+impl<F: Future> Future for Race<F> {
+    type Output = Result<(usize, F::Output), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(Some(winner)) = this.branches.poll_next(cx) {
+            this.branches.cancel_rest(&LOST_RACE);
+            return Poll::Ready(Ok(winner));
+        }
+        match this.wait.poll_wait(this.ctx, cx) {
+            Poll::Ready(err) => {
+                this.branches.cancel_rest(&FINISHED);
+                Poll::Ready(Err(err))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for Race<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Race")
+            .field("branches", &self.branches)
+            .field("ctx", &self.ctx)
+            .finish()
+    }
+}

@@ -1,0 +1,144 @@
+//! [`SelectFirst`]: the first success among several futures wins.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::branches::Branches;
+use super::wait::Wait;
+use crate::context::Context;
+use crate::error::{SelectError, FINISHED, LOST_RACE};
+
+impl Context {
+    /// Runs every future made by `fns`, each under its own child of this
+    /// context; the first `Ok` wins (first success among replicas).
+    ///
+    /// Resolves to the winner's index and value; the others are canceled
+    /// with the cause "lost the race" and dropped. Failures are collected:
+    /// if every future fails, the [`SelectError`] carries all the failures
+    /// in input order; if the context ends first, it carries the context's
+    /// error and the failures seen so far. An empty input fails at once with
+    /// no failures. Fairness and ordering are those of [`Race`](crate::Race).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Replica 0 fails fast, replica 1 answers after 50ms, replica 2 after 80ms.
+    /// let replicas = [(0, false), (50, true), (80, true)];
+    /// let (index, answer) = Context::background()
+    ///     .select_first(replicas.map(|(ms, healthy)| move |_ctx| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         if healthy { Ok(ms) } else { Err("connection refused") }
+    ///     }))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!((index, answer), (1, 50));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn select_first<I, M, F, T, E>(&self, fns: I) -> SelectFirst<F, E>
+    where
+        I: IntoIterator<Item = M>,
+        M: FnOnce(Context) -> F,
+        F: Future<Output = Result<T, E>>,
+    {
+        SelectFirst {
+            branches: Branches::new(self, fns, Location::caller()),
+            failures: Vec::new(),
+            ctx: self.clone(),
+            wait: Wait::new(),
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Context::select_first`].
+    ///
+    /// # Fairness
+    ///
+    /// As [`Race`](crate::Race): input order on the first poll, wake order
+    /// after that; on the first poll, the lowest index among simultaneous
+    /// successes wins.
+    ///
+    /// # Ordering
+    ///
+    /// The futures are polled before the context is checked: a success in
+    /// the poll in which the context ends is returned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it cancels every child and drops every future.
+    ///
+    /// # Panics
+    ///
+    /// Waiting on a context with a deadline needs Tokio's timer.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let none = Context::background()
+    ///     .select_first(Vec::<fn(Context) -> std::future::Ready<Result<u8, ()>>>::new())
+    ///     .await;
+    /// assert!(none.unwrap_err().failures().is_empty());
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SelectFirst<F, E> {
+        branches: Branches<F>,
+        failures: Vec<(usize, E)>,
+        ctx: Context,
+        #[pin]
+        wait: Wait,
+    }
+}
+
+impl<F, T, E> Future for SelectFirst<F, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<(usize, T), SelectError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        loop {
+            match this.branches.poll_next(cx) {
+                Poll::Ready(Some((index, Ok(value)))) => {
+                    this.branches.cancel_rest(&LOST_RACE);
+                    return Poll::Ready(Ok((index, value)));
+                }
+                Poll::Ready(Some((index, Err(failure)))) => this.failures.push((index, failure)),
+                Poll::Ready(None) => {
+                    let failures = std::mem::take(this.failures);
+                    return Poll::Ready(Err(SelectError::new(failures, None)));
+                }
+                Poll::Pending => break,
+            }
+        }
+        match this.wait.poll_wait(this.ctx, cx) {
+            Poll::Ready(err) => {
+                this.branches.cancel_rest(&FINISHED);
+                let failures = std::mem::take(this.failures);
+                Poll::Ready(Err(SelectError::new(failures, Some(err))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F, E> std::fmt::Debug for SelectFirst<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelectFirst")
+            .field("branches", &self.branches)
+            .field("failed", &self.failures.len())
+            .field("ctx", &self.ctx)
+            .finish()
+    }
+}

@@ -1,0 +1,143 @@
+//! [`TryJoinAll`]: every success in input order, or the first failure.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::branches::Branches;
+use super::join_all::Outputs;
+use super::wait::Wait;
+use crate::context::Context;
+use crate::error::{TryJoinError, FINISHED, SIBLING_FAILED};
+
+impl Context {
+    /// Runs every future made by `fns`, each under its own child of this
+    /// context, and resolves to all their values in input order; the first
+    /// `Err` cancels the rest (asyncio's `TaskGroup` semantics, for futures).
+    ///
+    /// The siblings of a failed future are canceled with the cause "a sibling
+    /// failed", so tasks they spawned stop too, and dropped. If this context
+    /// ends first, the error is [`TryJoinError::Ended`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::{Context, TryJoinError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let all_good = Context::background()
+    ///     .try_join_all([1u8, 2, 3].map(|n| move |_ctx| async move { Ok::<_, String>(n * 10) }))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(all_good, vec![10, 20, 30]);
+    ///
+    /// let err = Context::background()
+    ///     .try_join_all([9u64, 0].map(|secs| move |_ctx| async move {
+    ///         if secs == 0 {
+    ///             return Err("bad input");
+    ///         }
+    ///         tokio::time::sleep(Duration::from_secs(secs)).await;
+    ///         Ok(())
+    ///     }))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, TryJoinError::Failed { index: 1, error: "bad input" }));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn try_join_all<I, M, F, T, E>(&self, fns: I) -> TryJoinAll<F, T>
+    where
+        I: IntoIterator<Item = M>,
+        M: FnOnce(Context) -> F,
+        F: Future<Output = Result<T, E>>,
+    {
+        let branches = Branches::new(self, fns, Location::caller());
+        TryJoinAll {
+            values: Outputs::new(branches.len()),
+            branches,
+            ctx: self.clone(),
+            wait: Wait::new(),
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Context::try_join_all`].
+    ///
+    /// The futures are polled before the context is checked: a failure or
+    /// the last success in the poll in which the context ends is reported
+    /// as such.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it cancels every child and drops every future.
+    ///
+    /// # Panics
+    ///
+    /// Waiting on a context with a deadline needs Tokio's timer.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let none = Context::background()
+    ///     .try_join_all(Vec::<fn(Context) -> std::future::Ready<Result<u8, ()>>>::new())
+    ///     .await;
+    /// assert_eq!(none.unwrap(), Vec::<u8>::new());
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TryJoinAll<F, T> {
+        branches: Branches<F>,
+        values: Outputs<T>,
+        ctx: Context,
+        #[pin]
+        wait: Wait,
+    }
+}
+
+impl<F, T, E> Future for TryJoinAll<F, T>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<Vec<T>, TryJoinError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        while let Poll::Ready(next) = this.branches.poll_next(cx) {
+            match next {
+                Some((index, Ok(value))) => this.values.set(index, value),
+                Some((index, Err(error))) => {
+                    this.branches.cancel_rest(&SIBLING_FAILED);
+                    return Poll::Ready(Err(TryJoinError::Failed { index, error }));
+                }
+                None => {
+                    if let Some(values) = this.values.take_all() {
+                        return Poll::Ready(Ok(values));
+                    }
+                    break;
+                }
+            }
+        }
+        match this.wait.poll_wait(this.ctx, cx) {
+            Poll::Ready(err) => {
+                this.branches.cancel_rest(&FINISHED);
+                Poll::Ready(Err(TryJoinError::Ended(err)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F, T> std::fmt::Debug for TryJoinAll<F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TryJoinAll")
+            .field("branches", &self.branches)
+            .field("succeeded", &self.values.finished())
+            .finish()
+    }
+}

@@ -1,0 +1,576 @@
+//! [`Context::scope`]: a group of tasks that never outlives its scope.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures::task::AtomicWaker;
+use pin_project_lite::pin_project;
+use tokio::sync::oneshot;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::task::JoinSet;
+use tokio::time::Sleep;
+
+use super::graceful::{Grace, Graceful};
+use super::guard::TaskGuard;
+use crate::cancel::CancelHandle;
+use crate::context::{Context, Limit};
+use crate::core::Cause;
+use crate::current;
+use crate::error::{Error, Reason, ScopeError, FINISHED, SIBLING_FAILED};
+use crate::future::wait::Wait;
+use crate::loom::lock;
+
+static BODY_FAILED: Reason = Reason("the scope's body failed");
+static SIBLING_PANICKED: Reason = Reason("a sibling panicked");
+static TASK_FAILED: Reason = Reason("the task failed; its error went to the scope");
+static SCOPE_CLOSED: Reason = Reason("the scope had already finished");
+
+/// How long tasks get to stop on their own once their scope is canceled,
+/// before they are aborted.
+const DEFAULT_GRACE: Duration = Duration::from_secs(1);
+
+impl Context {
+    /// Runs a group of tasks under a child of this context (asyncio's
+    /// `TaskGroup`, Go's `errgroup`, Kotlin's `coroutineScope`).
+    ///
+    /// `f` receives a [`Scope`] to spawn tasks with, and returns the body
+    /// future, which runs on the current task with the scope's context as
+    /// [`current`](Context::current). The scope resolves only after the body
+    /// and every task have finished:
+    ///
+    /// - `Ok` with the body's value if nothing failed;
+    /// - by default, the first failure (of the body or a task) cancels the
+    ///   scope's context, so every other task stops, and the scope resolves
+    ///   to a [`ScopeError`] with every error that happened
+    ///   ([`collect_all`](ScopeFuture::collect_all) lets the others finish
+    ///   instead);
+    /// - if this context ends first, the tasks stop and the error carries
+    ///   this context's error;
+    /// - a panic in a task cancels the others and is resumed once they have
+    ///   stopped.
+    ///
+    /// Stopping is cooperative first. Each task receives its context (also
+    /// its [`current`](Context::current)) and should observe it, with
+    /// [`Context::done`], [`Context::run`] or a check between steps, so that
+    /// it can stop cleanly: a task keeps running for a grace period after its
+    /// context ends (one second by default, see
+    /// [`grace_period`](ScopeFuture::grace_period)); then its future is
+    /// dropped, and tasks that still have not finished are aborted. Dropping
+    /// the scope future cancels the tasks too, and leaves a small reaper task
+    /// to apply the same grace period, so no task outlives its scope. (A task
+    /// stuck in blocking code cannot be stopped by Tokio at all: it ends the
+    /// scope when it returns.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let sizes = Context::background()
+    ///     .scope(|scope| async move {
+    ///         let a = scope.spawn(|_ctx| async { Ok::<_, std::io::Error>(3) });
+    ///         let b = scope.spawn(|_ctx| async {
+    ///             tokio::time::sleep(Duration::from_millis(10)).await;
+    ///             Ok(4)
+    ///         });
+    ///         Ok(a.await.unwrap() + b.await.unwrap())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(sizes, 7);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn scope<F, Fut, R, E>(&self, f: F) -> ScopeFuture<Fut, R, E>
+    where
+        F: FnOnce(Scope<E>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: Send + 'static,
+    {
+        let (ctx, cancel) = self.derive(None, Limit::None, Location::caller());
+        let shared = Arc::new(Shared {
+            ctx: ctx.clone(),
+            cancel,
+            tasks: Mutex::new(Tasks {
+                set: JoinSet::new(),
+                closed: false,
+            }),
+            waker: AtomicWaker::new(),
+            grace: Grace::new(DEFAULT_GRACE),
+        });
+        let body = f(Scope {
+            shared: Arc::clone(&shared),
+        });
+        ScopeFuture {
+            body: Some(current::scope(ctx, body)),
+            value: None,
+            errors: Vec::new(),
+            ended: None,
+            panic: None,
+            parent: self.clone(),
+            parent_wait: Wait::new(),
+            collect_all: false,
+            grace_timer: None,
+            guard: ScopeGuard { shared },
+        }
+    }
+}
+
+/// How a task of a scope ended, as the scope sees it.
+enum TaskEnd<E> {
+    Done,
+    Failed(E),
+    Stopped,
+}
+
+struct Tasks<E> {
+    set: JoinSet<TaskEnd<E>>,
+    /// Set once the scope has finished or was dropped: nothing may join.
+    closed: bool,
+}
+
+struct Shared<E> {
+    ctx: Context,
+    cancel: CancelHandle,
+    tasks: Mutex<Tasks<E>>,
+    /// The scope future's waker, so that a task spawned from elsewhere (a
+    /// task holding a clone of the [`Scope`]) gets joined.
+    waker: AtomicWaker,
+    /// Shared with the tasks, which apply it themselves.
+    grace: Arc<Grace>,
+}
+
+/// The handle a scope's body uses to spawn tasks into the scope; cheap to
+/// clone, and may be moved into the tasks themselves.
+///
+/// ```
+/// use tokio_ctx::Context;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let total = Context::background()
+///     .scope(|scope| async move {
+///         let inner = scope.clone();
+///         let outer = scope.spawn(move |_ctx| async move {
+///             // A task may spawn siblings; the scope waits for them too.
+///             let sibling = inner.spawn(|_ctx| async { Ok::<_, ()>(2) });
+///             Ok(sibling.await.unwrap() * 10)
+///         });
+///         Ok(outer.await.unwrap())
+///     })
+///     .await
+///     .unwrap();
+/// assert_eq!(total, 20);
+/// # }
+/// ```
+pub struct Scope<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for Scope<E> {
+    fn clone(&self) -> Self {
+        Scope {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<E: Send + 'static> Scope<E> {
+    /// The scope's context: every task's context is a child of it.
+    pub fn context(&self) -> &Context {
+        &self.shared.ctx
+    }
+
+    /// Spawns the future made by `f` as a Tokio task of this scope, under a
+    /// child of the scope's context.
+    ///
+    /// `Ok(value)` goes to the returned [`ScopedHandle`]; `Err(error)` goes
+    /// to the scope (and, by default, cancels the other tasks). A task
+    /// spawned into a scope that is already canceled starts canceled: its
+    /// future is never polled. A task spawned after the scope finished is
+    /// not spawned at all; its handle reports the scope as finished.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a Tokio runtime, as `tokio::spawn` does.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = Context::background()
+    ///     .scope(|scope| async move {
+    ///         scope.spawn(|_ctx| async { Err::<(), _>("first") });
+    ///         let late = scope.spawn(|_ctx| async { Ok::<u8, _>(1) });
+    ///         // The failure canceled the scope; the late task never ran.
+    ///         Ok(late.await.is_err())
+    ///     })
+    ///     .await;
+    /// assert_eq!(err.unwrap_err().errors(), &["first"]);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn<F, Fut, T>(&self, f: F) -> ScopedHandle<T>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (child, handle) = self
+            .shared
+            .ctx
+            .derive(None, Limit::None, Location::caller());
+        let (tx, rx) = oneshot::channel();
+        let scoped = ScopedHandle {
+            rx,
+            ctx: child.clone(),
+        };
+        // Make the future before locking: `f` may spawn siblings.
+        let fut = f(child.clone());
+        let guard = TaskGuard::new(handle.clone());
+        let grace = Arc::clone(&self.shared.grace);
+        let task = async move {
+            if child.is_done() {
+                guard.finished();
+                return TaskEnd::Stopped;
+            }
+            match Graceful::new(child, fut, grace).await {
+                Ok(Ok(value)) => {
+                    let _ = tx.send(value);
+                    guard.finished();
+                    TaskEnd::Done
+                }
+                Ok(Err(error)) => {
+                    guard.finish(&TASK_FAILED);
+                    TaskEnd::Failed(error)
+                }
+                Err(_) => {
+                    guard.finished();
+                    TaskEnd::Stopped
+                }
+            }
+        };
+        {
+            let mut tasks = lock(&self.shared.tasks);
+            if tasks.closed {
+                drop(tasks);
+                handle.cancel_for(Cause::Reason(&SCOPE_CLOSED));
+                return scoped;
+            }
+            tasks.set.spawn(task);
+        }
+        self.shared.waker.wake();
+        scoped
+    }
+}
+
+impl<E> fmt::Debug for Scope<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("ctx", &self.shared.ctx)
+            .field("tasks", &lock(&self.shared.tasks).set.len())
+            .finish()
+    }
+}
+
+/// The value of one task of a scope, made by [`Scope::spawn`].
+///
+/// Resolves to the task's value, or to its context's error when the task
+/// failed (its error went to the scope), was stopped, or panicked. Dropping
+/// it does not stop the task: the scope owns its tasks.
+///
+/// ```
+/// use tokio_ctx::Context;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// Context::background()
+///     .scope(|scope| async move {
+///         let answer = scope.spawn(|_ctx| async { Ok::<_, ()>(42) });
+///         assert_eq!(answer.await.unwrap(), 42);
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ScopedHandle<T> {
+    rx: oneshot::Receiver<T>,
+    ctx: Context,
+}
+
+impl<T> ScopedHandle<T> {
+    /// The task's context.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl<T> Future for ScopedHandle<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Ready(Ok(value)) => Poll::Ready(Ok(value)),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(self
+                .ctx
+                .err()
+                .unwrap_or_else(|| Error::canceled_for(&TASK_FAILED)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Closes the scope and stops its tasks when the scope future goes away,
+/// finished or not.
+struct ScopeGuard<E: Send + 'static> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E: Send + 'static> Drop for ScopeGuard<E> {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel_for(Cause::Reason(&FINISHED));
+        let set = {
+            let mut tasks = lock(&self.shared.tasks);
+            tasks.closed = true;
+            mem::take(&mut tasks.set)
+        };
+        if set.is_empty() {
+            return;
+        }
+        // Give the tasks their grace period on a reaper task; without a
+        // runtime, dropping the set aborts them at once.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(reap(set, self.shared.grace.get()));
+        }
+    }
+}
+
+async fn reap<T: 'static>(mut set: JoinSet<T>, grace: Duration) {
+    let drained = async { while set.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        set.shutdown().await;
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Context::scope`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it cancels the scope: the body is dropped, the tasks are
+    /// canceled and, after the grace period, aborted.
+    ///
+    /// # Panics
+    ///
+    /// Resumes the first panic of a task once every task has stopped. Needs
+    /// a Tokio runtime with time enabled.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ScopeFuture<Fut, R, E>
+    where
+        E: Send,
+        E: 'static,
+    {
+        #[pin]
+        body: Option<TaskLocalFuture<Context, Fut>>,
+        value: Option<R>,
+        errors: Vec<E>,
+        ended: Option<Error>,
+        panic: Option<Box<dyn Any + Send>>,
+        parent: Context,
+        #[pin]
+        parent_wait: Wait,
+        collect_all: bool,
+        #[pin]
+        grace_timer: Option<Sleep>,
+        guard: ScopeGuard<E>,
+    }
+}
+
+impl<Fut, R, E: Send + 'static> ScopeFuture<Fut, R, E> {
+    /// Lets every task finish even when some fail, collecting every error
+    /// (asyncio's `gather(return_exceptions=True)` for tasks). The scope is
+    /// still canceled when this context ends or a task panics.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = Context::background()
+    ///     .scope(|scope| async move {
+    ///         for i in 0..3 {
+    ///             scope.spawn(move |_ctx| async move { if i == 1 { Ok(()) } else { Err(i) } });
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .collect_all()
+    ///     .await
+    ///     .unwrap_err();
+    /// let mut errors = err.into_errors();
+    /// errors.sort();
+    /// assert_eq!(errors, vec![0, 2]);
+    /// # }
+    /// ```
+    pub fn collect_all(mut self) -> Self {
+        self.collect_all = true;
+        self
+    }
+
+    /// How long tasks get to stop on their own once the scope is canceled,
+    /// before they are aborted (one second by default).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let out = Context::background()
+    ///     .scope(|_scope| async { Ok::<_, ()>("no tasks") })
+    ///     .grace_period(Duration::from_millis(100))
+    ///     .await;
+    /// assert_eq!(out.unwrap(), "no tasks");
+    /// # }
+    /// ```
+    pub fn grace_period(self, grace: Duration) -> Self {
+        self.guard.shared.grace.set(grace);
+        self
+    }
+}
+
+impl<Fut, R, E> Future for ScopeFuture<Fut, R, E>
+where
+    Fut: Future<Output = Result<R, E>>,
+    E: Send + 'static,
+{
+    type Output = Result<R, ScopeError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let shared = Arc::clone(&this.guard.shared);
+        shared.waker.register(cx.waker());
+
+        // The body first: it usually spawns the tasks.
+        if let Some(body) = this.body.as_mut().as_pin_mut() {
+            if let Poll::Ready(out) = body.poll(cx) {
+                this.body.set(None);
+                match out {
+                    Ok(value) => *this.value = Some(value),
+                    Err(error) => {
+                        this.errors.push(error);
+                        shared.cancel.cancel_for(Cause::Reason(&BODY_FAILED));
+                    }
+                }
+            }
+        }
+
+        // Then every task that finished. The scope is over once the body is
+        // and the set is empty, checked under the lock that `spawn` takes.
+        let mut finished = false;
+        loop {
+            let next = {
+                let mut tasks = lock(&shared.tasks);
+                let next = tasks.set.poll_join_next(cx);
+                if matches!(next, Poll::Ready(None)) && this.body.is_none() {
+                    tasks.closed = true;
+                    finished = true;
+                }
+                next
+            };
+            match next {
+                Poll::Ready(Some(Ok(TaskEnd::Failed(error)))) => {
+                    this.errors.push(error);
+                    if !*this.collect_all {
+                        shared.cancel.cancel_for(Cause::Reason(&SIBLING_FAILED));
+                    }
+                }
+                Poll::Ready(Some(Ok(TaskEnd::Done | TaskEnd::Stopped))) => {}
+                Poll::Ready(Some(Err(join_error))) => {
+                    if let Ok(panic) = join_error.try_into_panic() {
+                        this.panic.get_or_insert(panic);
+                        shared.cancel.cancel_for(Cause::Reason(&SIBLING_PANICKED));
+                    }
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if finished {
+            shared.cancel.cancel_for(Cause::Reason(&FINISHED));
+            if let Some(panic) = this.panic.take() {
+                std::panic::resume_unwind(panic);
+            }
+            let errors = mem::take(this.errors);
+            // A failure in the same instant as the caller's cancellation must
+            // not hide it: the caller's cause has to reach the top.
+            if this.ended.is_none() && (!errors.is_empty() || this.value.is_none()) {
+                *this.ended = this.parent.err();
+            }
+            return Poll::Ready(match (this.ended.take(), this.value.take()) {
+                (Some(ended), _) => Err(ScopeError::new(errors, Some(ended))),
+                (None, Some(value)) if errors.is_empty() => Ok(value),
+                (None, _) if !errors.is_empty() => Err(ScopeError::new(errors, None)),
+                // The body was dropped without an error of its own: only a
+                // canceled scope does that, and its context says why.
+                (None, _) => Err(ScopeError::new(
+                    errors,
+                    Some(
+                        shared
+                            .ctx
+                            .err()
+                            .unwrap_or_else(|| Error::canceled_for(&FINISHED)),
+                    ),
+                )),
+            });
+        }
+
+        // The caller's context ending stops the scope.
+        if this.ended.is_none() {
+            if let Poll::Ready(err) = this.parent_wait.poll_wait(this.parent, cx) {
+                *this.ended = Some(err);
+            }
+        }
+
+        // A canceled scope drops its body, and aborts the tasks that are
+        // still running once the grace period is over.
+        if shared.ctx.is_done() {
+            this.body.set(None);
+            if this.grace_timer.is_none() {
+                this.grace_timer
+                    .set(Some(tokio::time::sleep(shared.grace.get())));
+            }
+            if let Some(timer) = this.grace_timer.as_pin_mut() {
+                if timer.poll(cx).is_ready() {
+                    lock(&shared.tasks).set.abort_all();
+                }
+            }
+            // The body may have been the last thing running.
+            if lock(&shared.tasks).set.is_empty() {
+                cx.waker().wake_by_ref();
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<Fut, R, E: Send + 'static> fmt::Debug for ScopeFuture<Fut, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeFuture")
+            .field("ctx", &self.guard.shared.ctx)
+            .field("body_running", &self.body.is_some())
+            .field("failed", &self.errors.len())
+            .field("collect_all", &self.collect_all)
+            .field("grace", &self.guard.shared.grace.get())
+            .finish()
+    }
+}

@@ -1,0 +1,189 @@
+//! `race` and `race_either`: the first to complete wins, losers are canceled
+//! and dropped, and the context's end is reported when it comes first.
+
+use std::future::pending;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::Either;
+use tokio::sync::Semaphore;
+use tokio::time::{self, Instant};
+use tokio_ctx::Context;
+use tokio_test::task;
+use tokio_test::{assert_pending, assert_ready};
+
+fn sleeper(ms: u64) -> impl FnOnce(Context) -> time::Sleep {
+    move |_ctx| time::sleep(Duration::from_millis(ms))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_to_complete_wins_whatever_its_output() {
+    let start = Instant::now();
+    let (index, ()) = Context::background()
+        .race([300, 100, 200].map(sleeper))
+        .await
+        .unwrap();
+    assert_eq!(index, 1);
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_race_over_an_iterator_of_any_length_works() {
+    let (index, value) = Context::background()
+        .race((0..50u64).rev().map(|i| {
+            move |_ctx| async move {
+                time::sleep(Duration::from_millis(i + 1)).await;
+                i
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!((index, value), (49, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn losers_and_the_tasks_they_spawned_see_they_lost() {
+    let mut spawned = Vec::new();
+    let fns = [5u64, 50, 60].map(|ms| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        spawned.push(rx);
+        move |ctx: Context| {
+            // Each branch starts a sub-task that lives as long as its context.
+            let sub = tokio::spawn(ctx.done_owned());
+            tokio::spawn(async move {
+                let _ = tx.send(sub.await.unwrap());
+            });
+            time::sleep(Duration::from_millis(ms))
+        }
+    });
+    let (winner, ()) = Context::background().race(fns).await.unwrap();
+    assert_eq!(winner, 0);
+    let mut causes = Vec::new();
+    for rx in spawned {
+        let err = rx.await.unwrap();
+        assert!(err.is_canceled());
+        causes.push(err.cause().unwrap().to_string());
+    }
+    assert_eq!(causes[0], "the operation it was derived for finished");
+    assert_eq!(causes[1], "lost the race");
+    assert_eq!(causes[2], "lost the race");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_racer_ready_in_the_tick_the_context_ends_wins() {
+    // The context's deadline and the racer's sleep both end at 10ms: the
+    // racers are polled first, so the output is returned.
+    let (ctx, _) = Context::background().child_with_timeout(Duration::from_millis(10));
+    let (index, ()) = ctx.race([sleeper(10)]).await.unwrap();
+    assert_eq!(index, 0);
+    let err = ctx.race([sleeper(10)]).await.unwrap_err();
+    assert!(err.is_deadline_exceeded(), "once ended, nothing new wins");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_waiter_being_canceled_cancels_every_racer() {
+    let (ctx, cancel) = Context::background().child();
+    let children = Arc::new(Mutex::new(Vec::new()));
+    let race = ctx.race((0..3).map(|_| {
+        let children = Arc::clone(&children);
+        move |child: Context| {
+            children.lock().unwrap().push(child);
+            pending::<()>()
+        }
+    }));
+    let mut race = task::spawn(race);
+    assert_pending!(race.poll());
+    cancel.cancel_with("waiter gave up");
+    let err = assert_ready!(race.poll()).unwrap_err();
+    assert_eq!(err.to_string(), "canceled: waiter gave up");
+    for child in children.lock().unwrap().iter() {
+        assert_eq!(child.err().unwrap().to_string(), "canceled: waiter gave up");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_race_cancels_and_drops_every_racer() {
+    let permits = Arc::new(Semaphore::new(3));
+    let children = Arc::new(Mutex::new(Vec::new()));
+    let race = Context::background().race((0..3).map(|_| {
+        let permits = Arc::clone(&permits);
+        let children = Arc::clone(&children);
+        move |child: Context| {
+            children.lock().unwrap().push(child);
+            async move {
+                let _permit = permits.acquire_owned().await.unwrap();
+                pending::<()>().await
+            }
+        }
+    }));
+    let mut race = task::spawn(race);
+    assert_pending!(race.poll());
+    assert_eq!(permits.available_permits(), 0);
+    drop(race);
+    assert_eq!(
+        permits.available_permits(),
+        3,
+        "every loser's future was dropped"
+    );
+    assert!(children.lock().unwrap().iter().all(Context::is_done));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_race_under_an_ended_context_fails_unless_a_racer_is_ready_at_once() {
+    let (ctx, cancel) = Context::background().child();
+    cancel.cancel();
+    assert!(ctx.race([sleeper(1)]).await.unwrap_err().is_canceled());
+    let (index, value) = ctx.race([|_ctx| async { "already there" }]).await.unwrap();
+    assert_eq!((index, value), (0, "already there"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_and_huge_budgets() {
+    let (zero, _) = Context::background().child_with_timeout(Duration::ZERO);
+    assert!(zero
+        .race([sleeper(1)])
+        .await
+        .unwrap_err()
+        .is_deadline_exceeded());
+    let (huge, _) = Context::background().child_with_timeout(Duration::MAX);
+    assert_eq!(huge.race([sleeper(1)]).await.unwrap().0, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_race_waits_for_the_context() {
+    let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(1));
+    let none: Vec<fn(Context) -> std::future::Pending<()>> = Vec::new();
+    let start = Instant::now();
+    assert!(ctx.race(none).await.unwrap_err().is_deadline_exceeded());
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn race_either_takes_two_different_types() {
+    let work = |_ctx: Context| async {
+        time::sleep(Duration::from_millis(20)).await;
+        String::from("result")
+    };
+    let lost_connection = |_ctx: Context| async {
+        time::sleep(Duration::from_millis(10)).await;
+        std::io::Error::from(std::io::ErrorKind::ConnectionReset)
+    };
+    match Context::background()
+        .race_either(work, lost_connection)
+        .await
+        .unwrap()
+    {
+        Either::Right(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset),
+        Either::Left(s) => panic!("the work should have lost, got {s}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_racer_runs_under_its_own_child_as_current() {
+    let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(5));
+    let (_, remaining) = ctx
+        .race([|_ctx| async { Context::current().remaining() }])
+        .await
+        .unwrap();
+    assert_eq!(remaining, Some(Duration::from_secs(5)));
+}

@@ -1,0 +1,311 @@
+//! `scope`: tasks that never outlive their scope, the first failure cancels
+//! the rest, every error is kept, panics come back after the others stop.
+
+use std::future::pending;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::{self, Instant};
+use tokio_ctx::{Context, ScopeError};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn entries(log: &Log) -> Vec<String> {
+    let mut entries = log.lock().unwrap().clone();
+    entries.sort();
+    entries
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failure_cancels_the_siblings_and_the_scope_waits_for_them() {
+    let seen = log();
+    let start = Instant::now();
+    let err: ScopeError<String> = Context::background()
+        .scope(|scope| {
+            let seen = Arc::clone(&seen);
+            async move {
+                for name in ["a", "b"] {
+                    let seen = Arc::clone(&seen);
+                    scope.spawn(move |ctx: Context| async move {
+                        let err = ctx.done().await;
+                        // Cooperative: record why, then finish after a short cleanup.
+                        time::sleep(Duration::from_millis(5)).await;
+                        seen.lock()
+                            .unwrap()
+                            .push(format!("{name}: {}", err.cause().unwrap()));
+                        Ok::<(), String>(())
+                    });
+                }
+                scope.spawn(|_ctx| async {
+                    time::sleep(Duration::from_millis(10)).await;
+                    Err::<(), _>("c failed".to_string())
+                });
+                Ok(())
+            }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.errors(), ["c failed".to_string()]);
+    assert!(!err.is_ended());
+    assert_eq!(
+        entries(&seen),
+        ["a: a sibling failed", "b: a sibling failed"],
+        "both siblings saw why, and the scope waited for their cleanup"
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn collect_all_lets_every_task_finish_and_keeps_every_error() {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let err = Context::background()
+        .scope(|scope| {
+            let finished = Arc::clone(&finished);
+            async move {
+                for i in 0..4u64 {
+                    let finished = Arc::clone(&finished);
+                    scope.spawn(move |_ctx| async move {
+                        time::sleep(Duration::from_millis(10 * i)).await;
+                        finished.fetch_add(1, Ordering::SeqCst);
+                        if i % 2 == 0 {
+                            Err(i)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                }
+                Ok(())
+            }
+        })
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert_eq!(err.errors(), [0, 2], "in the order they happened");
+    assert_eq!(finished.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_body_failing_cancels_the_tasks() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let err = Context::background()
+        .scope(|scope| async move {
+            scope.spawn(move |ctx: Context| async move {
+                let _ = tx.send(ctx.done().await);
+                Ok::<(), &str>(())
+            });
+            tokio::task::yield_now().await;
+            Err::<(), _>("body failed")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.errors(), ["body failed"]);
+    assert_eq!(
+        rx.await.unwrap().cause().unwrap().to_string(),
+        "the scope's body failed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_outer_context_ending_stops_every_task_and_is_reported() {
+    let (ctx, _) = Context::background()
+        .named("request")
+        .child_with_timeout(Duration::from_millis(50));
+    let err = ctx
+        .scope(|scope| async move {
+            for _ in 0..3 {
+                scope.spawn(|ctx: Context| async move {
+                    // Stops on its own when the context ends.
+                    ctx.run(pending::<Result<(), ()>>()).await.unwrap_or(Ok(()))
+                });
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    let ended = err.ended().unwrap();
+    assert!(ended.is_deadline_exceeded());
+    assert_eq!(ended.context_name(), Some("request"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_ignores_cancellation_is_stopped_after_the_grace_period() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (ctx, cancel) = Context::background().child();
+    let counter = Arc::clone(&dropped);
+    let scope = tokio::spawn(
+        ctx.scope(move |scope| async move {
+            scope.spawn(move |_ctx| async move {
+                let _guard = CountDrop(counter);
+                pending::<Result<(), ()>>().await
+            });
+            Ok(())
+        })
+        .grace_period(Duration::from_millis(200)),
+    );
+    time::sleep(Duration::from_millis(10)).await;
+    let canceled_at = Instant::now();
+    cancel.cancel_with("shutdown");
+    let err = scope.await.unwrap().unwrap_err();
+    assert_eq!(err.ended().unwrap().to_string(), "canceled: shutdown");
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(canceled_at.elapsed(), Duration::from_millis(200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_is_resumed_after_the_other_tasks_stopped() {
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&stopped);
+    let scope = tokio::spawn(Context::background().scope(move |scope| async move {
+        scope.spawn(move |ctx: Context| async move {
+            ctx.done().await;
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        });
+        scope.spawn(|_ctx| async {
+            time::sleep(Duration::from_millis(1)).await;
+            panic!("task blew up");
+            #[allow(unreachable_code)]
+            Ok::<(), ()>(())
+        });
+        Ok(())
+    }));
+    let join_error = scope.await.unwrap_err();
+    assert!(join_error.is_panic());
+    let payload = join_error.into_panic();
+    assert_eq!(*payload.downcast_ref::<&str>().unwrap(), "task blew up");
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        1,
+        "the sibling stopped first"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_scope_cancels_its_tasks_none_outlive_it() {
+    let children = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&children);
+    let scope = Context::background().scope(move |scope| async move {
+        for _ in 0..3 {
+            let recorded = Arc::clone(&recorded);
+            scope.spawn(move |ctx: Context| {
+                recorded.lock().unwrap().push(ctx.clone());
+                async move { ctx.run(pending::<Result<(), ()>>()).await.unwrap_or(Ok(())) }
+            });
+        }
+        pending::<Result<(), ()>>().await
+    });
+    let mut scope = tokio_test::task::spawn(scope);
+    tokio_test::assert_pending!(scope.poll());
+    assert_eq!(children.lock().unwrap().len(), 3);
+    drop(scope);
+    for child in children.lock().unwrap().iter() {
+        assert!(child.is_done());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_spawned_into_a_canceled_scope_starts_canceled_and_joins() {
+    let polled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&polled);
+    let err = Context::background()
+        .scope(move |scope| async move {
+            scope.spawn(|_ctx| async { Err::<(), _>("first") });
+            // Let the failure land and cancel the scope.
+            scope.context().done().await;
+            let late = scope.spawn(move |_ctx| async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            });
+            assert!(late.await.is_err());
+            Ok(())
+        })
+        .await;
+    // The body was dropped once the scope was canceled, or finished first;
+    // either way the late task never ran and nothing hangs.
+    assert_eq!(err.unwrap_err().errors(), ["first"]);
+    assert_eq!(polled.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nested_scopes_carry_the_outer_cause_to_the_top() {
+    // An inner task fails while the outer request is canceled in the same
+    // instant: the caller must still learn about the outer cancellation.
+    let (request, cancel) = Context::background().named("request").child();
+    let outer = request.scope(move |outer| async move {
+        let inner = outer.context().scope(|inner| async move {
+            inner.spawn(|_ctx| async {
+                time::sleep(Duration::from_millis(10)).await;
+                Err::<(), String>("inner failed".into())
+            });
+            inner.spawn(move |_ctx| async move {
+                time::sleep(Duration::from_millis(10)).await;
+                cancel.cancel_with("client went away");
+                Ok(())
+            });
+            Ok(())
+        });
+        inner.await.map_err(|e| e.to_string())
+    });
+    let err = outer.await.unwrap_err();
+    let ended = err.ended().expect("the outer cancellation reaches the top");
+    assert_eq!(ended.to_string(), "canceled: client went away");
+}
+
+#[tokio::test(start_paused = true)]
+async fn scope_handles_give_the_task_values() {
+    let sum = Context::background()
+        .scope(|scope| async move {
+            let handles: Vec<_> = (1..=4u32)
+                .map(|i| scope.spawn(move |_ctx| async move { Ok::<_, ()>(i * i) }))
+                .collect();
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await.unwrap();
+            }
+            Ok(sum)
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_in_parallel_on_a_multi_thread_runtime_and_all_stop() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let (ctx, cancel) = Context::background().child();
+    let counter = Arc::clone(&running);
+    let scope = tokio::spawn(ctx.scope(move |scope| async move {
+        for _ in 0..8 {
+            let counter = Arc::clone(&counter);
+            scope.spawn(move |ctx: Context| async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                ctx.done().await;
+                counter.fetch_sub(1, Ordering::SeqCst);
+                Ok::<(), ()>(())
+            });
+        }
+        Ok(())
+    }));
+    while running.load(Ordering::SeqCst) < 8 {
+        tokio::task::yield_now().await;
+    }
+    cancel.cancel();
+    let err = time::timeout(Duration::from_secs(30), scope)
+        .await
+        .expect("the scope finishes")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_ended());
+    assert_eq!(running.load(Ordering::SeqCst), 0, "every task stopped");
+}
