@@ -122,3 +122,6 @@ pub use named::Named;
 pub use on_done::OnDone;
 pub use stream::ContextStream;
 pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};
+
+/// The output of [`Context::race_either`], re-exported from `futures`.
+pub use futures::future::Either;

@@ -187,3 +187,32 @@ async fn each_racer_runs_under_its_own_child_as_current() {
         .unwrap();
     assert_eq!(remaining, Some(Duration::from_secs(5)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_loser_sees_why_while_it_is_being_dropped() {
+    struct Report(Context, Arc<Mutex<Option<String>>>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            *self.1.lock().unwrap() = self.0.err().map(|e| e.to_string());
+        }
+    }
+    let seen = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&seen);
+    let fns = [
+        Box::new(move |ctx: Context| {
+            Box::pin(async move {
+                let _report = Report(ctx, slot);
+                pending::<()>().await
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        }) as Box<dyn FnOnce(Context) -> _>,
+        Box::new(|_ctx: Context| {
+            Box::pin(async {}) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        }),
+    ];
+    let (winner, ()) = Context::background().race(fns).await.unwrap();
+    assert_eq!(winner, 1);
+    assert_eq!(
+        seen.lock().unwrap().as_deref(),
+        Some("canceled: lost the race")
+    );
+}

@@ -208,3 +208,26 @@ async fn steps_running_in_spawned_tasks_see_the_cancellation() {
     let err = step.await.unwrap().unwrap_err();
     assert!(err.is_canceled());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_step_is_canceled_before_its_future_is_dropped() {
+    struct Report(Context, Arc<std::sync::Mutex<bool>>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            *self.1.lock().unwrap() = self.0.is_done();
+        }
+    }
+    let saw_done = Arc::new(std::sync::Mutex::new(false));
+    let slot = Arc::clone(&saw_done);
+    let step = Context::background().with_timeout(Duration::from_secs(60), move |ctx| async move {
+        let _report = Report(ctx, slot);
+        pending::<()>().await
+    });
+    let mut step = task::spawn(step);
+    assert_pending!(step.poll());
+    drop(step);
+    assert!(
+        *saw_done.lock().unwrap(),
+        "the drop code saw its context ended"
+    );
+}

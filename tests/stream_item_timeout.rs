@@ -272,7 +272,10 @@ async fn an_ended_context_stops_even_a_stream_that_is_always_ready() {
     let err: Error = chunks.next().await.unwrap().unwrap_err();
     assert!(err.is_canceled());
     assert!(!err.is_own(), "the context ended, not the item's limit");
-    assert!(chunks.next().await.is_none(), "the ready item 2 is not taken");
+    assert!(
+        chunks.next().await.is_none(),
+        "the ready item 2 is not taken"
+    );
 }
 
 #[tokio::test(start_paused = true)]

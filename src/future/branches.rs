@@ -111,10 +111,12 @@ impl<F: Future> Branches<F> {
 impl<F> Branches<F> {
     /// Cancels every branch still running with `reason` and drops its future.
     pub(crate) fn cancel_rest(&mut self, reason: &'static Reason) {
-        self.running.clear();
+        // Cancel before dropping, so that whatever a future owns (a drop
+        // guard, a task handle, a spawned sub-task) already sees why.
         for handle in self.handles.iter_mut().filter_map(Option::take) {
             handle.cancel_for(Cause::Reason(reason));
         }
+        self.running.clear();
     }
 
     fn finish(&mut self, index: usize, reason: &'static Reason) {

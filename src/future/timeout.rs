@@ -82,12 +82,14 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Timeout<F> {
+        // First, so that it is dropped first: the child is canceled before
+        // the future is dropped, and the future's drop code sees why.
+        finish: Finish,
         #[pin]
         fut: TaskLocalFuture<Context, F>,
         child: Context,
         #[pin]
         wait: Wait,
-        finish: Finish,
     }
 }
 

@@ -25,7 +25,7 @@ use crate::core::Cause;
 use crate::current;
 use crate::error::{Error, Reason, ScopeError, FINISHED, SIBLING_FAILED};
 use crate::future::wait::Wait;
-use crate::loom::lock;
+use crate::loom::lock_std as lock;
 
 static BODY_FAILED: Reason = Reason("the scope's body failed");
 static SIBLING_PANICKED: Reason = Reason("a sibling panicked");
@@ -381,6 +381,9 @@ pin_project! {
         E: Send,
         E: 'static,
     {
+        // First, so that it is dropped first: the tasks and the body see the
+        // scope canceled before the body is dropped.
+        guard: ScopeGuard<E>,
         #[pin]
         body: Option<TaskLocalFuture<Context, Fut>>,
         value: Option<R>,
@@ -393,7 +396,6 @@ pin_project! {
         collect_all: bool,
         #[pin]
         grace_timer: Option<Sleep>,
-        guard: ScopeGuard<E>,
     }
 }
 
