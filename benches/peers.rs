@@ -13,7 +13,7 @@ use std::future::{ready, Future};
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::{Arc, Barrier};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll};
 use std::thread;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -216,7 +216,7 @@ fn combinators(c: &mut Criterion) {
     let mut group = c.benchmark_group("first poll + drop of done(), 64 deep");
     let (deep, _handles) = chain(64);
     let deep_token = token_chain(64);
-    let mut cx = TaskContext::from_waker(Waker::noop());
+    let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
     group.bench_function("ours", |b| {
         b.iter(|| {
             let done = pin!(deep.done());
