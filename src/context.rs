@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cancel::CancelHandle;
-use crate::core::{Ending, Meta, Node};
+use crate::core::{Meta, Node};
 use crate::error::Error;
 use crate::future::{Done, DoneOwned, Run, Timeout};
 use crate::named::Named;
@@ -249,6 +249,7 @@ impl Context {
     /// let (child, _) = ctx.child();
     /// assert_eq!(child.value::<TenantId>().unwrap().0, "acme", "values flow to children");
     /// ```
+    #[inline]
     pub fn value<T: 'static>(&self) -> Option<&T> {
         value::find(self.values.as_ref()?)
     }
@@ -291,6 +292,7 @@ impl Context {
     /// assert_eq!(child.deadline(), parent.deadline());
     /// # }
     /// ```
+    #[inline]
     pub fn deadline(&self) -> Option<Instant> {
         self.node.as_ref()?.deadline()
     }
@@ -309,6 +311,7 @@ impl Context {
     /// assert_eq!(ctx.remaining(), Some(Duration::ZERO));
     /// # }
     /// ```
+    #[inline]
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline()
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
@@ -337,6 +340,7 @@ impl Context {
     /// }
     /// assert_eq!(processed, 10);
     /// ```
+    #[inline]
     pub fn is_done(&self) -> bool {
         match &self.node {
             Some(node) => node.is_done(),
@@ -354,6 +358,7 @@ impl Context {
     /// cancel.cancel();
     /// assert!(ctx.err().unwrap().is_canceled());
     /// ```
+    #[inline]
     pub fn err(&self) -> Option<Error> {
         let node = self.node.as_deref()?;
         if !node.is_done() {
@@ -382,6 +387,7 @@ impl Context {
     /// cancel.cancel();
     /// assert!(checksum(&ctx, &[b"ab"]).unwrap_err().is_canceled());
     /// ```
+    #[inline]
     pub fn check(&self) -> Result<(), Error> {
         match self.err() {
             Some(err) => Err(err),
@@ -529,20 +535,11 @@ impl Context {
         self.node.as_ref()
     }
 
-    /// The error of a context known to have ended.
-    ///
-    /// Falls back to the deadline, then to a plain cancellation of the
-    /// context itself, so that a waiter that was woken always has an answer.
-    pub(crate) fn ended_error(&self, node: &Node) -> Error {
-        match node.ending() {
-            Some(ending) => Error::from_ending(node, ending),
-            None => Error::from_ending(
-                node,
-                Ending::Canceled {
-                    by: node,
-                    cause: None,
-                },
-            ),
+    /// The context made of `node` with this context's values.
+    pub(crate) fn with_node(&self, node: Arc<Node>) -> Context {
+        Context {
+            node: Some(node),
+            values: self.values.clone(),
         }
     }
 }

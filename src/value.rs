@@ -1,12 +1,15 @@
 //! Typed values carried by a context, looked up by type, nearest first.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 /// One value in a chain of values; `T` is the value's own type until the
 /// node is stored, then `dyn Any`.
 pub(crate) struct ValueNode<T: ?Sized> {
     parent: Option<Values>,
+    /// The value's type, stored so that a lookup compares plain ids instead
+    /// of asking each value through its vtable.
+    type_id: TypeId,
     value: T,
 }
 
@@ -17,15 +20,18 @@ pub(crate) type Values = Arc<ValueNode<dyn Any + Send + Sync>>;
 pub(crate) fn push<T: Send + Sync + 'static>(parent: Option<&Values>, value: T) -> Values {
     Arc::new(ValueNode {
         parent: parent.cloned(),
+        type_id: TypeId::of::<T>(),
         value,
     })
 }
 
 /// The nearest value of type `T`.
+#[inline]
 pub(crate) fn find<T: 'static>(mut node: &Values) -> Option<&T> {
+    let wanted = TypeId::of::<T>();
     loop {
-        if let Some(value) = node.value.downcast_ref::<T>() {
-            return Some(value);
+        if node.type_id == wanted {
+            return node.value.downcast_ref::<T>();
         }
         node = node.parent.as_ref()?;
     }

@@ -29,14 +29,16 @@
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
 //!    node's lock by a `cancel` that found the node not done, and never removed.
 //!    The `CANCELED` bit is set after the record is written.
-//! 3. `closed` (mirrored by the `CLOSED` bit) is set under the node's lock when
-//!    the node or one of its ancestors is canceled, in the same critical
-//!    section that takes the node's wait list. It is never cleared, and a
-//!    closed node accepts no entries, so a key into a closed list is dead.
+//! 3. The `CLOSED` bit is set under the node's lock when the node or one of
+//!    its ancestors is canceled, in the same critical section that takes the
+//!    node's wait list. It is never cleared, and a closed node accepts no
+//!    entries, so a key into a closed list is dead.
 //! 4. A node is linked into its parent's wait list at most once (`Link`), by
 //!    the thread that moved it from `Unlinked` to `Linking`; it removes its own
 //!    entry when dropped. The parent holds it weakly, so no cycle keeps either
-//!    alive.
+//!    alive. Only a node with the `AWAITED` bit can be linked, and the state
+//!    behind the lock (`Shared`) exists only once something registered on the
+//!    node or canceled it.
 //! 5. A thread that tries to link a node into a closed parent closes that
 //!    node's subtree itself. Together with 3, every entry registered on a node
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
@@ -45,6 +47,11 @@
 //!    respect. Wakers and callbacks run after every lock has been released.
 //! 7. Every walk over the tree (checks, closing, dropping) is a loop, never a
 //!    recursion, so a chain of any depth fits in a small stack.
+//! 8. The process-wide cancellation epoch is bumped after every cancellation
+//!    record is written. A node's `checked` holds an epoch at which a walk
+//!    found none of its ancestors canceled (or one its parent vouched for at
+//!    derivation), so while the epoch has not moved, that walk need not be
+//!    repeated: a live check is O(1) at any depth.
 
 mod slab;
 
@@ -61,11 +68,22 @@ use crate::error::Reason;
 use crate::loom::{lock, AtomicU8, Mutex, Ordering};
 pub(crate) use slab::Slab;
 
+/// Bumped after every cancellation record is written (invariant 8). It
+/// starts at 1 so that a `checked` of 0 means "never checked".
+#[cfg(not(tokio_ctx_loom))]
+static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// The node holds a cancellation record (invariant 2).
 const CANCELED: u8 = 0b001;
 /// The node's wait list is closed because it or an ancestor was canceled
 /// (invariant 3).
 const CLOSED: u8 = 0b010;
+/// Something has registered on the node at least once.
+const AWAITED: u8 = 0b1000;
+/// Fixed at derivation: the node has a parent to consult.
+const HAS_PARENT: u8 = 0b1_0000;
+/// Fixed at derivation: the node has an effective deadline.
+const HAS_DEADLINE: u8 = 0b10_0000;
 /// An expiry of this node's own deadline has been reported to `tracing`.
 #[cfg(feature = "tracing")]
 const EXPIRY_REPORTED: u8 = 0b100;
@@ -174,12 +192,28 @@ impl std::fmt::Debug for Callback {
     }
 }
 
-#[derive(Debug)]
+/// The state that only cancellation and waiting need, allocated the first
+/// time either happens: most contexts are derived, checked and dropped
+/// without ever needing it. Whether the wait list is closed is the `CLOSED`
+/// bit, written and read under the same lock.
+#[derive(Debug, Default)]
 struct Shared {
     record: Option<Record>,
-    closed: bool,
     entries: Slab<Entry>,
     link: Link,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link::Unlinked
+    }
+}
+
+/// The lazily allocated [`Shared`] of a node, behind the node's lock.
+type SharedSlot = Option<Box<Shared>>;
+
+fn shared_mut(slot: &mut SharedSlot) -> &mut Shared {
+    slot.get_or_insert_with(Box::default)
 }
 
 /// How a node ended, as seen from that node.
@@ -197,7 +231,10 @@ pub(crate) struct Node {
     own_deadline: bool,
     pub(crate) meta: Meta,
     state: AtomicU8,
-    shared: Mutex<Shared>,
+    /// An epoch at which no ancestor was canceled (invariant 8).
+    #[cfg(not(tokio_ctx_loom))]
+    checked: std::sync::atomic::AtomicU64,
+    shared: Mutex<SharedSlot>,
 }
 
 impl Node {
@@ -212,44 +249,100 @@ impl Node {
             (None, None) => (None, false),
         };
         Node {
+            #[cfg(not(tokio_ctx_loom))]
+            checked: std::sync::atomic::AtomicU64::new(parent.map_or(0, |p| p.vouch())),
             parent: parent.cloned(),
             deadline,
             own_deadline,
             meta,
-            state: AtomicU8::new(0),
-            shared: Mutex::new(Shared {
-                record: None,
-                closed: false,
-                entries: Slab::default(),
-                link: if parent.is_some() {
-                    Link::Unlinked
-                } else {
-                    Link::Root
-                },
-            }),
+            state: AtomicU8::new(
+                if parent.is_some() { HAS_PARENT } else { 0 }
+                    | if deadline.is_some() { HAS_DEADLINE } else { 0 },
+            ),
+            shared: Mutex::new(None),
         }
     }
 
     /// The effective deadline (invariant 1).
+    #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
+    /// Whether the wait list is closed (invariant 3); authoritative when read
+    /// under the node's lock, where the bit is written.
+    fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
     /// True when this node or an ancestor is canceled, or the deadline passed.
+    #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        let mut node = self;
-        loop {
-            if node.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0 {
-                return true;
-            }
-            match &node.parent {
-                Some(parent) => node = parent,
-                None => break,
-            }
+        // One load answers the common cases: ended, or a root with nothing
+        // more to consult.
+        let state = self.state.load(Ordering::Acquire);
+        if state & (CANCELED | CLOSED) != 0 {
+            return true;
+        }
+        if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
+            return false;
+        }
+        if state & HAS_PARENT != 0 && self.ancestor_canceled() {
+            return true;
         }
         match self.deadline {
             Some(deadline) => Instant::now() >= deadline,
             None => false,
+        }
+    }
+
+    /// True when an ancestor is canceled; O(1) while the epoch stands still
+    /// (invariant 8).
+    #[cfg(not(tokio_ctx_loom))]
+    #[inline]
+    fn ancestor_canceled(&self) -> bool {
+        use std::sync::atomic::Ordering as StdOrdering;
+        // Read the epoch before walking: a cancellation that the walk misses
+        // has not bumped it yet, so the stored epoch is stale by the next check.
+        let epoch = EPOCH.load(StdOrdering::Acquire);
+        if self.checked.load(StdOrdering::Relaxed) == epoch {
+            return false;
+        }
+        if self.walk_ancestors() {
+            return true;
+        }
+        self.checked.store(epoch, StdOrdering::Relaxed);
+        false
+    }
+
+    /// Under loom the epoch is not modeled: always walk.
+    #[cfg(tokio_ctx_loom)]
+    fn ancestor_canceled(&self) -> bool {
+        self.walk_ancestors()
+    }
+
+    fn walk_ancestors(&self) -> bool {
+        let mut node = self;
+        while let Some(parent) = &node.parent {
+            if parent.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0 {
+                return true;
+            }
+            node = parent;
+        }
+        false
+    }
+
+    /// The epoch a new child may start from: the current one if this node is
+    /// known not to be canceled at it, otherwise 0 (unchecked).
+    #[cfg(not(tokio_ctx_loom))]
+    fn vouch(&self) -> u64 {
+        use std::sync::atomic::Ordering as StdOrdering;
+        let epoch = EPOCH.load(StdOrdering::Acquire);
+        let live_above = self.parent.is_none() || self.checked.load(StdOrdering::Relaxed) == epoch;
+        if live_above && self.state.load(Ordering::Acquire) & (CANCELED | CLOSED) == 0 {
+            epoch
+        } else {
+            0
         }
     }
 
@@ -264,7 +357,7 @@ impl Node {
         loop {
             if node.state.load(Ordering::Acquire) & CANCELED != 0 {
                 let shared = lock(&node.shared);
-                if let Some(r) = &shared.record {
+                if let Some(r) = shared.as_ref().and_then(|shared| shared.record.as_ref()) {
                     record = Some((node, r.cause.clone(), r.at));
                     break;
                 }
@@ -309,13 +402,23 @@ impl Node {
 
     /// Cancels this node; false if it had already ended.
     pub(crate) fn cancel(self: &Arc<Self>, cause: Option<Cause>) -> bool {
-        if self.is_done() {
+        // One clock read serves both the check and the record. Descendants
+        // compare the record's instant with their own deadlines, so it is
+        // read even when this node has none.
+        let now = Instant::now();
+        if self.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0
+            || (self.parent.is_some() && self.ancestor_canceled())
+            || self.deadline.is_some_and(|deadline| now >= deadline)
+        {
             return false;
         }
-        let at = Instant::now();
         {
-            let mut shared = lock(&self.shared);
-            if shared.record.is_some() || shared.closed {
+            let mut slot = lock(&self.shared);
+            if self.is_closed() {
+                return false;
+            }
+            let shared = shared_mut(&mut slot);
+            if shared.record.is_some() {
                 return false;
             }
             #[cfg(feature = "tracing")]
@@ -327,11 +430,19 @@ impl Node {
                 cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
-            shared.record = Some(Record { cause, at });
+            shared.record = Some(Record { cause, at: now });
             self.state.fetch_or(CANCELED, Ordering::Release);
         }
+        #[cfg(not(tokio_ctx_loom))]
+        EPOCH.fetch_add(1, std::sync::atomic::Ordering::Release);
         close_subtree(Arc::clone(self));
         true
+    }
+
+    /// True if something ever registered on this node (a waiter, a
+    /// callback, a linked child): cancelling it may have work to do.
+    pub(crate) fn ever_awaited(&self) -> bool {
+        self.state.load(Ordering::Acquire) & AWAITED != 0
     }
 
     /// Adds `entry` to this node's wait list and links the node upward.
@@ -339,12 +450,14 @@ impl Node {
     /// Gives the entry back when the list is closed: the node is done.
     pub(crate) fn register(self: &Arc<Self>, entry: Entry) -> Result<usize, Entry> {
         let (key, link) = {
-            let mut shared = lock(&self.shared);
-            if shared.closed {
+            let mut slot = lock(&self.shared);
+            if self.is_closed() {
                 return Err(entry);
             }
+            let shared = shared_mut(&mut slot);
             let key = shared.entries.insert(entry);
-            (key, shared.claim_link())
+            self.state.fetch_or(AWAITED, Ordering::Relaxed);
+            (key, shared.claim_link(self.parent.is_some()))
         };
         if link {
             link_upward(Arc::clone(self));
@@ -354,11 +467,12 @@ impl Node {
 
     /// Replaces the waker under `key`; false when the list is closed.
     pub(crate) fn update_waker(&self, key: usize, waker: &Waker) -> bool {
-        let mut shared = lock(&self.shared);
-        if shared.closed {
+        let mut slot = lock(&self.shared);
+        if self.is_closed() {
             return false;
         }
-        if let Some(Entry::Waker(old)) = shared.entries.get_mut(key) {
+        let entry = slot.as_mut().and_then(|shared| shared.entries.get_mut(key));
+        if let Some(Entry::Waker(old)) = entry {
             if !old.will_wake(waker) {
                 old.clone_from(waker);
             }
@@ -369,11 +483,11 @@ impl Node {
     /// Removes the entry under `key`, unless the list was closed (invariant 3).
     pub(crate) fn deregister(&self, key: usize) {
         let removed = {
-            let mut shared = lock(&self.shared);
-            if shared.closed {
+            let mut slot = lock(&self.shared);
+            if self.is_closed() {
                 None
             } else {
-                shared.entries.remove(key)
+                slot.as_mut().and_then(|shared| shared.entries.remove(key))
             }
         };
         // A waker's drop may run arbitrary code: keep it outside the lock.
@@ -383,12 +497,20 @@ impl Node {
     /// The number of entries waiting on this node (for tests of cleanup).
     #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) fn waiting(&self) -> usize {
-        lock(&self.shared).entries.len()
+        lock(&self.shared)
+            .as_ref()
+            .map_or(0, |shared| shared.entries.len())
     }
 
     /// Removes this node's entry from its parent's wait list (invariant 4).
     fn unlink(&mut self) {
-        let link = mem::replace(&mut lock(&self.shared).link, Link::Unlinked);
+        // Only a node that something registered on can be linked.
+        if !self.ever_awaited() {
+            return;
+        }
+        let link = lock(&self.shared)
+            .as_mut()
+            .map_or(Link::Unlinked, |shared| mem::take(&mut shared.link));
         if let (Link::Linked(key), Some(parent)) = (link, &self.parent) {
             parent.deregister(key);
         }
@@ -397,12 +519,17 @@ impl Node {
 
 impl Shared {
     /// Claims the job of linking this node upward, once (invariant 4).
-    fn claim_link(&mut self) -> bool {
-        if self.link == Link::Unlinked {
-            self.link = Link::Linking;
-            true
-        } else {
-            false
+    fn claim_link(&mut self, has_parent: bool) -> bool {
+        match self.link {
+            Link::Unlinked if has_parent => {
+                self.link = Link::Linking;
+                true
+            }
+            Link::Unlinked => {
+                self.link = Link::Root;
+                false
+            }
+            _ => false,
         }
     }
 }
@@ -433,17 +560,20 @@ fn link_upward(mut child: Arc<Node>) {
             return;
         };
         let (key, link_parent) = {
-            let mut shared = lock(&parent.shared);
-            if shared.closed {
-                drop(shared);
+            let mut slot = lock(&parent.shared);
+            if parent.is_closed() {
+                drop(slot);
                 close_subtree(child);
                 return;
             }
+            let shared = shared_mut(&mut slot);
             let key = shared.entries.insert(Entry::Child(Arc::downgrade(&child)));
-            (key, shared.claim_link())
+            parent.state.fetch_or(AWAITED, Ordering::Relaxed);
+            (key, shared.claim_link(parent.parent.is_some()))
         };
         {
-            let mut shared = lock(&child.shared);
+            let mut slot = lock(&child.shared);
+            let shared = shared_mut(&mut slot);
             if shared.link == Link::Linking {
                 shared.link = Link::Linked(key);
             }
@@ -458,17 +588,20 @@ fn link_upward(mut child: Arc<Node>) {
 /// Closes `start` and every node linked below it, then fires what they held
 /// (invariants 3, 6 and 7).
 fn close_subtree(start: Arc<Node>) {
+    // Neither vector allocates unless something was waiting.
     let mut to_fire = Vec::new();
-    let mut stack = vec![start];
-    while let Some(node) = stack.pop() {
+    let mut stack = Vec::new();
+    let mut next = Some(start);
+    while let Some(node) = next.take().or_else(|| stack.pop()) {
         let entries = {
-            let mut shared = lock(&node.shared);
-            if shared.closed {
+            let mut slot = lock(&node.shared);
+            if node.is_closed() {
                 continue;
             }
-            shared.closed = true;
             node.state.fetch_or(CLOSED, Ordering::Release);
-            mem::take(&mut shared.entries)
+            slot.as_mut()
+                .map(|shared| mem::take(&mut shared.entries))
+                .unwrap_or_default()
         };
         for entry in entries.into_values() {
             match entry {

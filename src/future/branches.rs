@@ -97,7 +97,11 @@ impl<F: Future> Branches<F> {
     ) -> Poll<Option<(usize, F::Output)>> {
         let next = self.running.poll_next_unpin(cx);
         if let Poll::Ready(Some((index, _))) = &next {
-            self.finish(*index, &FINISHED);
+            // The finished branch's future is gone; its task-local slot was
+            // dropped with it. Only the handle is left, unless it was shared.
+            if let Some(handle) = self.handles.get_mut(*index).and_then(Option::take) {
+                handle.finish(Cause::Reason(&FINISHED), 1);
+            }
         }
         next
     }
@@ -117,12 +121,6 @@ impl<F> Branches<F> {
             handle.cancel_for(Cause::Reason(reason));
         }
         self.running.clear();
-    }
-
-    fn finish(&mut self, index: usize, reason: &'static Reason) {
-        if let Some(handle) = self.handles.get_mut(index).and_then(Option::take) {
-            handle.cancel_for(Cause::Reason(reason));
-        }
     }
 }
 

@@ -19,17 +19,23 @@ use crate::error::{Error, FINISHED};
 #[derive(Debug)]
 struct Finish(Option<CancelHandle>);
 
+/// The references a finished `Timeout` holds to its child: the task-local
+/// slot of the finished future, and the handle.
+const OWN_REFS: usize = 2;
+
 impl Finish {
     fn now(&mut self) {
         if let Some(handle) = self.0.take() {
-            handle.cancel_for(Cause::Reason(&FINISHED));
+            handle.finish(Cause::Reason(&FINISHED), OWN_REFS);
         }
     }
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        self.now();
+        if let Some(handle) = self.0.take() {
+            handle.cancel_for(Cause::Reason(&FINISHED));
+        }
     }
 }
 
@@ -87,7 +93,10 @@ pin_project! {
         finish: Finish,
         #[pin]
         fut: TaskLocalFuture<Context, F>,
-        child: Context,
+        // The parent's values, to rebuild the child for `context()`: the
+        // node is in the handle, and a second copy of the child would cost
+        // two reference-count operations on every step.
+        values: Context,
         #[pin]
         wait: Wait,
     }
@@ -100,8 +109,8 @@ impl<Fut: Future> Timeout<Fut> {
     {
         let fut = f(child.clone());
         Timeout {
-            fut: current::scope(child.clone(), fut),
-            child,
+            values: child.without_cancel(),
+            fut: current::scope(child, fut),
             wait: Wait::new(),
             finish: Finish(Some(handle)),
         }
@@ -120,12 +129,15 @@ impl<F> Timeout<F> {
     /// # async fn main() {
     /// let (request, _) = Context::background().child_with_timeout(Duration::from_secs(2));
     /// let step = request.with_timeout(Duration::from_secs(5), |_ctx| async {});
-    /// assert_eq!(step.context().remaining(), Some(Duration::from_secs(2)));
+    /// assert_eq!(step.context().unwrap().remaining(), Some(Duration::from_secs(2)));
     /// step.await.unwrap();
     /// # }
     /// ```
-    pub fn context(&self) -> &Context {
-        &self.child
+    ///
+    /// `None` once the step has finished.
+    pub fn context(&self) -> Option<Context> {
+        let handle = self.finish.0.as_ref()?;
+        Some(self.values.with_node(std::sync::Arc::clone(handle.node())))
     }
 }
 
@@ -138,7 +150,10 @@ impl<F: Future> Future for Timeout<F> {
             this.finish.now();
             return Poll::Ready(Ok(output));
         }
-        match this.wait.poll_wait(this.child, cx) {
+        let Some(handle) = this.finish.0.as_ref() else {
+            return Poll::Pending;
+        };
+        match this.wait.poll_wait_node(handle.node(), cx) {
             Poll::Ready(err) => {
                 this.finish.now();
                 Poll::Ready(Err(err))
@@ -151,7 +166,7 @@ impl<F: Future> Future for Timeout<F> {
 impl<F> std::fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timeout")
-            .field("child", &self.child)
+            .field("child", &self.context())
             .finish_non_exhaustive()
     }
 }

@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::context::Context;
-use crate::core::{Entry, Node};
+use crate::core::{Ending, Entry, Node};
 use crate::error::Error;
 
 /// A waker registered on a node, removed again on drop.
@@ -56,12 +56,21 @@ impl Wait {
         ctx: &Context,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        let mut this = self.project();
-        let Some(node) = ctx.node() else {
+        match ctx.node() {
+            Some(node) => self.poll_wait_node(node, cx),
             // Background and `without_cancel` contexts never end.
-            return Poll::Pending;
-        };
-        if let Some(err) = ctx.err() {
+            None => Poll::Pending,
+        }
+    }
+
+    /// [`poll_wait`](Self::poll_wait) on the node behind a context.
+    pub(crate) fn poll_wait_node(
+        self: Pin<&mut Self>,
+        node: &Arc<Node>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Error> {
+        let mut this = self.project();
+        if let Some(err) = error_of(node) {
             *this.registration = None;
             return Poll::Ready(err);
         }
@@ -82,11 +91,11 @@ impl Wait {
         if !registered {
             // The wait list is closed: the context was canceled from above.
             *this.registration = None;
-            return Poll::Ready(ctx.ended_error(node));
+            return Poll::Ready(ended_error(node));
         }
         // A cancellation that raced with the registration either shows here
         // or wakes the waker we just stored.
-        if let Some(err) = ctx.err() {
+        if let Some(err) = error_of(node) {
             *this.registration = None;
             return Poll::Ready(err);
         }
@@ -105,4 +114,23 @@ impl Wait {
         }
         Poll::Pending
     }
+}
+
+/// The node's error, if it has ended.
+fn error_of(node: &Node) -> Option<Error> {
+    if !node.is_done() {
+        return None;
+    }
+    node.ending().map(|ending| Error::from_ending(node, ending))
+}
+
+/// The error of a node known to have ended. Falls back to a plain
+/// cancellation of the node itself, so that a woken waiter always has an
+/// answer.
+fn ended_error(node: &Node) -> Error {
+    let ending = node.ending().unwrap_or(Ending::Canceled {
+        by: node,
+        cause: None,
+    });
+    Error::from_ending(node, ending)
 }

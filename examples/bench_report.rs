@@ -1,0 +1,114 @@
+//! Prints the table of `docs/performance.md` from criterion's results: for
+//! every case of `benches/peers.rs`, our median, the peer's, their ratio and
+//! the target it is held to.
+//!
+//! ```text
+//! cargo bench --bench peers
+//! cargo run --release --example bench_report            # reads target/criterion
+//! cargo run --release --example bench_report -- DIR     # or another criterion directory
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The cases in the order of the performance issue, with their targets:
+/// a ratio (ours / peer) or, with no peer, an absolute time in ns.
+const CASES: &[(&str, Target)] = &[
+    ("is_done live, no deadline", Target::Ratio(0.1)),
+    ("is_done live, 64 deep", Target::Ratio(1.0)),
+    ("is_done live, with deadline", Target::Ratio(1.2)),
+    ("derive child + drop", Target::Ratio(0.5)),
+    ("derive child with 1h timeout + drop", Target::Ratio(0.5)),
+    ("derive + drop, two threads, one parent", Target::Ratio(0.3)),
+    ("with_timeout(1h, ready)", Target::Ratio(0.9)),
+    ("with_timeout(1h, pending once)", Target::Ratio(1.0)),
+    ("first poll + drop of done(), 64 deep", Target::Ratio(2.0)),
+    (
+        "cancel a root with 10,000 children, nobody waiting",
+        Target::Ratio(0.5),
+    ),
+    (
+        "cancel a root with 1,000 awaited children until all woke",
+        Target::Ratio(0.8),
+    ),
+    ("value lookup 10 deep", Target::Nanos(30.0)),
+];
+
+#[derive(Clone, Copy)]
+enum Target {
+    Ratio(f64),
+    Nanos(f64),
+}
+
+/// The median point estimate, in ns, of one benchmark.
+fn median(dir: &Path) -> Option<f64> {
+    let text = fs::read_to_string(dir.join("new").join("estimates.json")).ok()?;
+    // The file is criterion's own; one field is all we need, so a search
+    // beats a JSON dependency.
+    let median = &text[text.find("\"median\":")?..];
+    let estimate = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = estimate.find([',', '}'])?;
+    estimate[..end].trim().parse().ok()
+}
+
+fn show(ns: f64) -> String {
+    match ns {
+        ns if ns >= 1_000_000.0 => format!("{:.2} ms", ns / 1_000_000.0),
+        ns if ns >= 1_000.0 => format!("{:.1} µs", ns / 1_000.0),
+        ns => format!("{ns:.2} ns"),
+    }
+}
+
+fn main() -> ExitCode {
+    let root = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/criterion"));
+    if !root.is_dir() {
+        eprintln!(
+            "no criterion results in {}: run `cargo bench --bench peers` first",
+            root.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("| case | ours | peer | ratio | target | met |");
+    println!("|---|---|---|---|---|---|");
+    let mut missing = 0;
+    for (case, target) in CASES {
+        let group = root.join(case);
+        let Some(ours) = median(&group.join("ours")) else {
+            println!("| {case} | (not run) | | | | |");
+            missing += 1;
+            continue;
+        };
+        let peer = median(&group.join("peer"));
+        let (peer_cell, ratio_cell, target_cell, met) = match (peer, target) {
+            (Some(peer), Target::Ratio(limit)) => {
+                let ratio = ours / peer;
+                (
+                    show(peer),
+                    format!("{ratio:.2}"),
+                    format!("≤ {limit}"),
+                    ratio <= *limit,
+                )
+            }
+            (None, Target::Nanos(limit)) => (
+                "—".to_string(),
+                "—".to_string(),
+                format!("≤ {limit} ns"),
+                ours <= *limit,
+            ),
+            (_, _) => ("?".into(), "?".into(), "?".into(), false),
+        };
+        let met = if met { "yes" } else { "no" };
+        println!(
+            "| {case} | {} | {peer_cell} | {ratio_cell} | {target_cell} | {met} |",
+            show(ours)
+        );
+    }
+    if missing > 0 {
+        eprintln!("{missing} case(s) have no results yet");
+    }
+    ExitCode::SUCCESS
+}
