@@ -121,8 +121,9 @@ struct Record {
 }
 
 /// Whether and where a node is linked into its parent's wait list (invariant 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Link {
+    #[default]
     Unlinked,
     /// A thread is linking the node; it will store the key when done.
     Linking,
@@ -201,12 +202,6 @@ struct Shared {
     record: Option<Record>,
     entries: Slab<Entry>,
     link: Link,
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link::Unlinked
-    }
 }
 
 /// The lazily allocated [`Shared`] of a node, behind the node's lock.
