@@ -89,11 +89,11 @@ impl CancelHandle {
 
     /// Cancels on behalf of a combinator that is done with its child, unless
     /// nobody could tell: no reference to the child exists beyond the
-    /// combinator's own `own_refs` (this handle included), and nothing ever
-    /// waited on it. Skipping saves a clock read and a lock on every step
-    /// that finishes without having shared its context.
+    /// combinator's own `own_refs` (this handle included), and nothing waits
+    /// on it. Skipping saves a clock read, a lock and an epoch bump on every
+    /// step that finishes without having shared its context.
     pub(crate) fn finish(&self, cause: Cause, own_refs: usize) {
-        if Arc::strong_count(&self.node) <= own_refs && !self.node.ever_awaited() {
+        if Arc::strong_count(&self.node) <= own_refs && !self.node.has_waiters() {
             return;
         }
         self.node.cancel(Some(cause));

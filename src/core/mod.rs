@@ -435,9 +435,20 @@ impl Node {
     }
 
     /// True if something ever registered on this node (a waiter, a
-    /// callback, a linked child): cancelling it may have work to do.
+    /// callback, a linked child).
     pub(crate) fn ever_awaited(&self) -> bool {
         self.state.load(Ordering::Acquire) & AWAITED != 0
+    }
+
+    /// True if something waits on this node now: cancelling it has work to
+    /// do beyond the record.
+    pub(crate) fn has_waiters(&self) -> bool {
+        if !self.ever_awaited() || self.is_closed() {
+            return false;
+        }
+        lock(&self.shared)
+            .as_ref()
+            .is_some_and(|shared| shared.entries.len() > 0)
     }
 
     /// Adds `entry` to this node's wait list and links the node upward.
@@ -462,6 +473,10 @@ impl Node {
 
     /// Replaces the waker under `key`; false when the list is closed.
     pub(crate) fn update_waker(&self, key: usize, waker: &Waker) -> bool {
+        // Closing is final (invariant 3): seen once, no lock is needed.
+        if self.is_closed() {
+            return false;
+        }
         let mut slot = lock(&self.shared);
         if self.is_closed() {
             return false;
@@ -477,6 +492,10 @@ impl Node {
 
     /// Removes the entry under `key`, unless the list was closed (invariant 3).
     pub(crate) fn deregister(&self, key: usize) {
+        // A closed list was taken whole: the key is dead (invariant 3).
+        if self.is_closed() {
+            return;
+        }
         let removed = {
             let mut slot = lock(&self.shared);
             if self.is_closed() {

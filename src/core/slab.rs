@@ -68,7 +68,6 @@ impl<T> Slab<T> {
     }
 
     /// How many values are stored.
-    #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

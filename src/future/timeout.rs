@@ -145,8 +145,11 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(output) = this.fut.poll(cx) {
+            // Stop waiting first: our own waker and timer are not a reason to
+            // cancel the child, and must not be woken by it.
+            this.wait.set(Wait::new());
             this.finish.now();
             return Poll::Ready(Ok(output));
         }
