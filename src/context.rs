@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -43,7 +43,7 @@ use crate::value::{self, Values};
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, SystemTime};
 /// use tokio_ctx::Context;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -69,6 +69,16 @@ pub(crate) enum Limit {
     None,
     Timeout(Duration),
     Deadline(Instant),
+}
+
+impl Limit {
+    /// A wall-clock deadline, as the time left until it, read once.
+    pub(crate) fn wall(deadline: SystemTime) -> Limit {
+        match deadline.duration_since(SystemTime::now()) {
+            Ok(left) => Limit::Timeout(left),
+            Err(_) => Limit::Timeout(Duration::ZERO),
+        }
+    }
 }
 
 impl Context {
@@ -120,7 +130,7 @@ impl Context {
     /// that is born expired.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio::time::Instant;
     /// use tokio_ctx::Context;
     ///
@@ -138,6 +148,34 @@ impl Context {
         self.derive(None, Limit::Deadline(deadline), Location::caller())
     }
 
+    /// Derives a child whose deadline is a wall-clock time: a deadline read
+    /// from a header, a job that must end by 17:00.
+    ///
+    /// The wall-clock time is turned into a monotonic deadline once, here;
+    /// from then on only the monotonic clock decides, so a step of the system
+    /// clock never stretches or shrinks the budget. A time in the past gives
+    /// a child born expired; one too far ahead to represent adds no deadline.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let by = SystemTime::now() + Duration::from_secs(30);
+    /// let (ctx, _) = Context::background().child_with_wall_deadline(by);
+    /// let left = ctx.remaining().unwrap();
+    /// assert!(left <= Duration::from_secs(30) && left > Duration::from_secs(29));
+    ///
+    /// let (late, _) = Context::background().child_with_wall_deadline(SystemTime::UNIX_EPOCH);
+    /// assert!(late.err().unwrap().is_deadline_exceeded());
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_wall_deadline(&self, deadline: SystemTime) -> (Context, CancelHandle) {
+        self.derive(None, Limit::wall(deadline), Location::caller())
+    }
+
     /// Derives a child whose deadline is the earlier of `now + timeout` and
     /// this context's (Go's `WithTimeout`).
     ///
@@ -145,7 +183,7 @@ impl Context {
     /// to represent (such as [`Duration::MAX`]) adds no deadline of its own.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -166,7 +204,7 @@ impl Context {
     /// `"connect"` instead of a source position.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -282,7 +320,7 @@ impl Context {
     /// The effective deadline: the earliest along the chain of ancestors.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -301,7 +339,7 @@ impl Context {
     /// `None` without a deadline. Cancellation does not change it.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -401,7 +439,7 @@ impl Context {
     /// a future that can move into a `'static` task.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -462,7 +500,7 @@ impl Context {
     /// cancellation from above.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -490,7 +528,7 @@ impl Context {
     /// Like [`with_timeout`](Self::with_timeout), with an absolute deadline.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio::time::Instant;
     /// use tokio_ctx::Context;
     ///

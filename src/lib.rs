@@ -68,6 +68,7 @@
 //! | a group of tasks | [`Context::scope`], [`Scope::spawn`] |
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
+//! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
 //!
 //! Every combinator runs each future under its own child context, passed to
 //! the closure that makes it (and [`Context::current`] while it runs), so
@@ -103,6 +104,7 @@ mod core;
 mod current;
 mod error;
 mod future;
+mod interop;
 mod loom;
 mod named;
 mod on_done;

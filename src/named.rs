@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::future::Timeout;
 /// `tracing` events in place of the call site.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, SystemTime};
 /// use tokio_ctx::Context;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -80,10 +80,30 @@ impl<'a> Named<'a> {
         )
     }
 
+    /// [`Context::child_with_wall_deadline`] with this name.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background()
+    ///     .named("nightly report")
+    ///     .child_with_wall_deadline(SystemTime::UNIX_EPOCH);
+    /// assert_eq!(ctx.err().unwrap().context_name(), Some("nightly report"));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_wall_deadline(self, deadline: SystemTime) -> (Context, CancelHandle) {
+        self.parent
+            .derive(Some(self.name), Limit::wall(deadline), Location::caller())
+    }
+
     /// [`Context::child_with_timeout`] with this name.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -101,7 +121,7 @@ impl<'a> Named<'a> {
     /// [`Context::with_timeout`] with this name.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -130,7 +150,7 @@ impl<'a> Named<'a> {
     /// [`Context::with_deadline`] with this name.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use tokio::time::Instant;
     /// use tokio_ctx::Context;
     ///
@@ -165,7 +185,7 @@ impl<'a> Named<'a> {
     /// item limit the name is not used.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime};
     /// use futures::StreamExt;
     /// use tokio_ctx::Context;
     ///

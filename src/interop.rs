@@ -1,0 +1,89 @@
+//! Interoperation with tokio-util's [`CancellationToken`], so that libraries
+//! that speak tokens work with contexts unchanged.
+
+use std::panic::Location;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cancel::CancelHandle;
+use crate::context::{Context, Limit};
+use crate::core::Cause;
+use crate::error::Reason;
+
+static TOKEN_CANCELED: Reason = Reason("its cancellation token was canceled");
+
+impl Context {
+    /// A [`CancellationToken`] that is canceled when this context ends, by
+    /// cancellation or by its deadline: hand it to code that takes a token.
+    ///
+    /// Each call registers one [`on_done`](Context::on_done) callback on the
+    /// context (and, for a context with a deadline, inside a runtime, one
+    /// small task that waits for it): call it once per context and clone the
+    /// token. A context that never ends gives a token that is never canceled.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// let token = ctx.cancellation_token();
+    /// assert!(!token.is_cancelled());
+    /// cancel.cancel();
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn cancellation_token(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        let to_cancel = token.clone();
+        // Dropping the registration keeps it: the token must follow the
+        // context for as long as the context lives.
+        drop(self.on_done(move || to_cancel.cancel()));
+        token
+    }
+
+    /// Derives a child that also ends when `token` is canceled, with the
+    /// cause "its cancellation token was canceled": for code that is handed
+    /// a token (a server's shutdown token, a library's) and wants a context.
+    ///
+    /// A token that is already canceled gives a child born canceled.
+    /// Otherwise a small task watches the token until either ends, so this
+    /// needs a Tokio runtime, and the watcher keeps the child alive until
+    /// then: end the child when done with it (for instance by turning its
+    /// handle into a [`drop_guard`](CancelHandle::drop_guard)).
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a Tokio runtime when the token is not yet canceled, as
+    /// `tokio::spawn` does.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let shutdown = CancellationToken::new();
+    /// let (ctx, _cancel) = Context::background().child_with_token(shutdown.clone());
+    /// shutdown.cancel();
+    /// let err = ctx.done().await;
+    /// assert_eq!(err.to_string(), "canceled: its cancellation token was canceled");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_token(&self, token: CancellationToken) -> (Context, CancelHandle) {
+        let (child, handle) = self.derive(None, Limit::None, Location::caller());
+        if token.is_cancelled() {
+            handle.cancel_for(Cause::Reason(&TOKEN_CANCELED));
+            return (child, handle);
+        }
+        let watched = child.clone();
+        let canceler = handle.clone();
+        // The watcher ends with whichever ends first, so it never outlives
+        // the child's budget.
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => canceler.cancel_for(Cause::Reason(&TOKEN_CANCELED)),
+                _ = watched.done() => {}
+            }
+        });
+        (child, handle)
+    }
+}
