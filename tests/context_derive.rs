@@ -20,6 +20,15 @@ fn contexts_and_handles_cross_threads_and_tasks() {
     assert_send(&ctx.done());
     assert_send(&ctx.run(async {}));
     assert_send(&ctx.with_timeout(Duration::from_secs(1), |_| async {}));
+
+    // The futures and streams that only wait box their timer, so they stay
+    // `Unpin` whenever what they wrap is: `next()` and `select!` need no
+    // pinning. (`Run` and `Timeout` hold Tokio's task-local future, which is
+    // not `Unpin`.)
+    fn assert_unpin<T: Unpin>(_: &T) {}
+    assert_unpin(&ctx.done());
+    assert_unpin(&ctx.stream(futures::stream::iter([1, 2])));
+    assert_unpin(&ctx.as_completed([|_| std::future::ready(())]));
 }
 
 #[tokio::test(start_paused = true)]

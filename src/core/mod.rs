@@ -258,6 +258,11 @@ impl Node {
         }
     }
 
+    /// The node this one was derived from, if any.
+    pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
+        self.parent.as_ref()
+    }
+
     /// The effective deadline (invariant 1).
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {

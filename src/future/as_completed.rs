@@ -30,12 +30,12 @@ impl Context {
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let mut done = std::pin::pin!(Context::background().as_completed([30u64, 10, 20].map(|ms| {
+    /// let mut done = Context::background().as_completed([30u64, 10, 20].map(|ms| {
     ///     move |_ctx| async move {
     ///         tokio::time::sleep(Duration::from_millis(ms)).await;
     ///         ms
     ///     }
-    /// })));
+    /// }));
     /// let mut order = Vec::new();
     /// while let Some(next) = done.next().await {
     ///     order.push(next.unwrap());
@@ -62,8 +62,7 @@ impl Context {
 pin_project! {
     /// The stream returned by [`Context::as_completed`].
     ///
-    /// Like other Tokio futures and streams that hold a timer, it is not
-    /// `Unpin`: pin it (`std::pin::pin!`, `tokio::pin!`) to call `next()`.
+    /// It is `Unpin`: `next()` works on it directly.
     ///
     /// The futures are polled before the context is checked, so an output
     /// ready in the poll in which the context ends is yielded first; the

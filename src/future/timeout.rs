@@ -156,7 +156,10 @@ impl<F: Future> Future for Timeout<F> {
         let Some(handle) = this.finish.0.as_ref() else {
             return Poll::Pending;
         };
-        match this.wait.poll_wait_node(handle.node(), cx) {
+        // Only an ancestor can cancel the child (its handle is ours), so the
+        // waker goes to the parent and the child needs no wait list.
+        let child = handle.node();
+        match this.wait.poll_wait_via(child, child.parent(), cx) {
             Poll::Ready(err) => {
                 this.finish.now();
                 Poll::Ready(Err(err))

@@ -36,8 +36,11 @@ pin_project! {
     #[derive(Debug)]
     pub(crate) struct Wait {
         registration: Option<Registration>,
-        #[pin]
-        sleep: Option<Sleep>,
+        // Boxed: a `Sleep` is large, and every combinator future carries a
+        // `Wait` that most never arm. Boxing keeps those futures small and
+        // cheap to move, costs one allocation only when a timer is armed,
+        // and makes `Wait` (and `Done` and the streams built on it) `Unpin`.
+        sleep: Option<Pin<Box<Sleep>>>,
     }
 }
 
@@ -69,29 +72,46 @@ impl Wait {
         node: &Arc<Node>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        let mut this = self.project();
+        self.poll_wait_via(node, Some(node), cx)
+    }
+
+    /// Waits for `node` to end, with the waker registered on `register_on`.
+    ///
+    /// A combinator whose child nobody but its ancestors can cancel (its
+    /// handle is private) registers on the parent instead of the child: the
+    /// child then needs no wait list and no link of its own, and its
+    /// deadline is covered by the timer. `None` registers nowhere: only the
+    /// deadline can end such a node.
+    pub(crate) fn poll_wait_via(
+        self: Pin<&mut Self>,
+        node: &Arc<Node>,
+        register_on: Option<&Arc<Node>>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Error> {
+        let this = self.project();
         if let Some(err) = error_of(node) {
             *this.registration = None;
             return Poll::Ready(err);
         }
 
-        let registered = match this.registration.as_ref() {
-            Some(registration) => registration.node.update_waker(registration.key, cx.waker()),
-            None => match node.register(Entry::Waker(cx.waker().clone())) {
+        let registered = match (this.registration.as_ref(), register_on) {
+            (Some(registration), _) => registration.node.update_waker(registration.key, cx.waker()),
+            (None, Some(target)) => match target.register(Entry::Waker(cx.waker().clone())) {
                 Ok(key) => {
                     *this.registration = Some(Registration {
-                        node: Arc::clone(node),
+                        node: Arc::clone(target),
                         key,
                     });
                     true
                 }
                 Err(_) => false,
             },
+            (None, None) => true,
         };
         if !registered {
             // The wait list is closed: the context was canceled from above.
             *this.registration = None;
-            return Poll::Ready(ended_error(node));
+            return Poll::Ready(error_of(node).unwrap_or_else(|| ended_error(node)));
         }
         // A cancellation that raced with the registration either shows here
         // or wakes the waker we just stored.
@@ -101,11 +121,11 @@ impl Wait {
         }
 
         if let Some(deadline) = node.deadline() {
-            if this.sleep.is_none() {
-                this.sleep.set(Some(tokio::time::sleep_until(deadline)));
-            }
-            if let Some(sleep) = this.sleep.as_pin_mut() {
-                if sleep.poll(cx).is_ready() {
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            {
+                if sleep.as_mut().poll(cx).is_ready() {
                     *this.registration = None;
                     let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
                     return Poll::Ready(Error::from_ending(node, ending));
