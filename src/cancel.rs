@@ -148,6 +148,18 @@ pub struct CancelGuard {
 
 impl CancelGuard {
     /// Gives the handle back without canceling.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// let guard = cancel.drop_guard();
+    /// // The work went well: keep the context alive past this scope.
+    /// let cancel = guard.disarm();
+    /// assert!(!ctx.is_done());
+    /// cancel.cancel();
+    /// assert!(ctx.is_done());
+    /// ```
     pub fn disarm(mut self) -> CancelHandle {
         match self.handle.take() {
             Some(handle) => handle,

@@ -95,6 +95,19 @@ pin_project! {
     ///
     /// It completes exactly when the inner future does; polling it after
     /// that panics, as polling the inner future would.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().child();
+    /// cancel.cancel();
+    /// // Unlike `run`, `attach` does not stop the future: it only sets the context.
+    /// let seen = ctx.attach(async { Context::current().is_done() }).await;
+    /// assert!(seen);
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Attached<F> {
         #[pin]

@@ -309,3 +309,60 @@ async fn tasks_run_in_parallel_on_a_multi_thread_runtime_and_all_stop() {
     assert!(err.is_ended());
     assert_eq!(running.load(Ordering::SeqCst), 0, "every task stopped");
 }
+
+#[tokio::test(start_paused = true)]
+async fn nested_scopes_carry_an_outer_timeout_to_the_top() {
+    // The inner task fails in the very instant the request's budget runs out.
+    let (request, _) = Context::background()
+        .named("request")
+        .child_with_timeout(Duration::from_millis(10));
+    let outer = request.scope(|outer| async move {
+        let inner = outer.context().scope(|inner| async move {
+            inner.spawn(|_ctx| async {
+                time::sleep(Duration::from_millis(10)).await;
+                Err::<(), String>("inner failed".into())
+            });
+            Ok(())
+        });
+        inner.await.map_err(|e| e.to_string())
+    });
+    let err = outer.await.unwrap_err();
+    let ended = err.ended().expect("the outer deadline reaches the top");
+    assert!(ended.is_deadline_exceeded());
+    assert_eq!(ended.context_name(), Some("request"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scope_under_an_ended_or_zero_budget_runs_nothing_and_returns() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    for budget in [Duration::ZERO, Duration::from_nanos(1)] {
+        let (ctx, _) = Context::background().child_with_timeout(budget);
+        time::sleep(budget).await;
+        let counter = Arc::clone(&ran);
+        let err = ctx
+            .scope(move |scope| async move {
+                scope.spawn(move |_ctx| async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok::<(), ()>(())
+                });
+                Ok(())
+            })
+            .await;
+        // The body may finish before it notices; the task never starts.
+        if let Err(err) = err {
+            assert!(err.ended().unwrap().is_deadline_exceeded());
+        }
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+
+    let (huge, _) = Context::background().child_with_timeout(Duration::MAX);
+    let out = huge
+        .scope(|scope| async move {
+            scope
+                .spawn(|_ctx| async { Ok::<_, ()>(5) })
+                .await
+                .map_err(|_| ())
+        })
+        .await;
+    assert_eq!(out.unwrap(), 5);
+}

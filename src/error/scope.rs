@@ -40,17 +40,66 @@ impl<E> ScopeError<E> {
     }
 
     /// The errors of the body and the tasks, in the order they happened.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = Context::background()
+    ///     .scope(|_scope| async { Err::<(), _>("the body failed") })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.errors(), ["the body failed"]);
+    /// # }
+    /// ```
     pub fn errors(&self) -> &[E] {
         &self.errors
     }
 
     /// Takes the errors out, in the order they happened.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = Context::background()
+    ///     .scope(|scope| async move {
+    ///         scope.spawn(|_ctx| async { Err::<(), _>(String::from("lost")) });
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// let errors: Vec<String> = err.into_errors();
+    /// assert_eq!(errors, ["lost"]);
+    /// # }
+    /// ```
     pub fn into_errors(self) -> Vec<E> {
         self.errors
     }
 
     /// True if the scope's context ended from above (deadline or
     /// cancellation of an ancestor) before the scope finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background().child_with_timeout(Duration::from_millis(10));
+    /// let err = ctx
+    ///     .scope(|scope| async move {
+    ///         scope.spawn(|ctx: Context| async move { ctx.done().await; Ok::<(), ()>(()) });
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_ended());
+    /// assert!(err.errors().is_empty());
+    /// # }
+    /// ```
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()
     }

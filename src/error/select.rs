@@ -34,6 +34,19 @@ impl<E> SelectError<E> {
     }
 
     /// The failures seen, in input order, each with its candidate's index.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = Context::background()
+    ///     .select_first([2, 1].map(|n| move |_ctx| async move { Err::<(), _>(n) }))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.failures(), [(0, 2), (1, 1)]);
+    /// # }
+    /// ```
     pub fn failures(&self) -> &[(usize, E)] {
         &self.failures
     }
@@ -58,6 +71,21 @@ impl<E> SelectError<E> {
 
     /// True if the context ended before any candidate succeeded (some
     /// candidates may not have finished).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background().child_with_timeout(Duration::from_millis(5));
+    /// let err = ctx
+    ///     .select_first([|_ctx| std::future::pending::<Result<(), ()>>()])
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_ended());
+    /// # }
+    /// ```
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()
     }

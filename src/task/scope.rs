@@ -51,8 +51,9 @@ impl Context {
     ///   to a [`ScopeError`] with every error that happened
     ///   ([`collect_all`](ScopeFuture::collect_all) lets the others finish
     ///   instead);
-    /// - if this context ends first, the tasks stop and the error carries
-    ///   this context's error;
+    /// - if this context ends before the scope has finished, the tasks stop
+    ///   and the error carries this context's error, even when every task
+    ///   then returned cleanly: their work may be incomplete;
     /// - a panic in a task cancels the others and is resumed once they have
     ///   stopped.
     ///
@@ -185,6 +186,21 @@ impl<E> Clone for Scope<E> {
 
 impl<E: Send + 'static> Scope<E> {
     /// The scope's context: every task's context is a child of it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_secs(5));
+    /// let left = request
+    ///     .scope(|scope| async move { Ok::<_, ()>(scope.context().remaining()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(left, Some(Duration::from_secs(5)));
+    /// # }
+    /// ```
     pub fn context(&self) -> &Context {
         &self.shared.ctx
     }
@@ -311,6 +327,24 @@ pub struct ScopedHandle<T> {
 
 impl<T> ScopedHandle<T> {
     /// The task's context.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// Context::background()
+    ///     .scope(|scope| async move {
+    ///         let task = scope.spawn(|_ctx| async { Ok::<_, ()>(1) });
+    ///         let ctx = task.context().clone();
+    ///         task.await.unwrap();
+    ///         assert!(ctx.is_done(), "a finished task's context has ended");
+    ///         Ok::<_, ()>(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
     pub fn context(&self) -> &Context {
         &self.ctx
     }
@@ -375,6 +409,19 @@ pin_project! {
     ///
     /// Resumes the first panic of a task once every task has stopped. Needs
     /// a Tokio runtime with time enabled.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = Context::background().scope(|scope| async move {
+    ///     scope.spawn(|_ctx| async { Ok::<(), ()>(()) });
+    ///     Ok::<_, ()>("done")
+    /// });
+    /// assert_eq!(scope.await.unwrap(), "done");
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct ScopeFuture<Fut, R, E>
     where
@@ -513,9 +560,11 @@ where
                 std::panic::resume_unwind(panic);
             }
             let errors = mem::take(this.errors);
-            // A failure in the same instant as the caller's cancellation must
-            // not hide it: the caller's cause has to reach the top.
-            if this.ended.is_none() && (!errors.is_empty() || this.value.is_none()) {
+            // The caller's context ending is reported whenever it happened
+            // before the scope finished, even if every task then stopped
+            // cleanly: their work may be incomplete, and the outer cause has
+            // to reach the top (also when a task failed in the same instant).
+            if this.ended.is_none() {
                 *this.ended = this.parent.err();
             }
             return Poll::Ready(match (this.ended.take(), this.value.take()) {

@@ -161,6 +161,18 @@ impl<T> TaskHandle<T> {
     }
 
     /// The task's context.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let task = Context::background().spawn(|_ctx| std::future::pending::<()>());
+    /// assert!(!task.context().is_done());
+    /// task.cancel();
+    /// assert!(task.context().is_done());
+    /// # }
+    /// ```
     pub fn context(&self) -> &Context {
         &self.ctx
     }
