@@ -296,6 +296,14 @@ impl Node {
         }
     }
 
+    /// True when this node or an ancestor is canceled, without looking at
+    /// the clock: for a waiter that has just checked the deadline.
+    #[inline]
+    pub(crate) fn is_canceled(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        state & (CANCELED | CLOSED) != 0 || (state & HAS_PARENT != 0 && self.ancestor_canceled())
+    }
+
     /// True when an ancestor is canceled; O(1) while the epoch stands still
     /// (invariant 8).
     #[cfg(not(tokio_ctx_loom))]

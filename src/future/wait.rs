@@ -114,10 +114,11 @@ impl Wait {
             return Poll::Ready(error_of(node).unwrap_or_else(|| ended_error(node)));
         }
         // A cancellation that raced with the registration either shows here
-        // or wakes the waker we just stored.
-        if let Some(err) = error_of(node) {
+        // or wakes the waker we just stored. (The deadline was checked above
+        // and is the timer's business from here: no second clock read.)
+        if node.is_canceled() {
             *this.registration = None;
-            return Poll::Ready(err);
+            return Poll::Ready(error_of(node).unwrap_or_else(|| ended_error(node)));
         }
 
         if let Some(deadline) = node.deadline() {
