@@ -108,3 +108,40 @@ fn contexts_dropped_on_many_threads_leave_a_parent_reusable() {
     cancel.cancel();
     assert!(root.is_done());
 }
+
+#[test]
+fn a_check_that_remembered_a_live_answer_sees_a_later_cancellation() {
+    // Checks on a deep context remember "no canceled ancestor" until some
+    // cancellation happens anywhere (the epoch). A cancellation on another
+    // thread must be seen by the very next check once it has returned.
+    for _ in 0..200 {
+        let (root, cancel) = Context::background().child();
+        let mut leaf = root.clone();
+        for _ in 0..32 {
+            leaf = leaf.child().0;
+        }
+        let checker = {
+            let leaf = leaf.clone();
+            thread::spawn(move || {
+                let mut live_checks = 0u64;
+                while !leaf.is_done() {
+                    live_checks += 1;
+                    std::hint::spin_loop();
+                }
+                live_checks
+            })
+        };
+        // Unrelated cancellations move the epoch and must not confuse it.
+        for _ in 0..10 {
+            let (other, other_cancel) = Context::background().child();
+            other_cancel.cancel();
+            assert!(other.is_done());
+            assert!(!leaf.is_done());
+        }
+        cancel.cancel();
+        assert!(leaf.is_done(), "seen at once on the canceling thread");
+        checker.join().unwrap();
+        let (born, _) = leaf.child();
+        assert!(born.is_done(), "and by a child derived afterwards");
+    }
+}
