@@ -97,3 +97,34 @@ fn a_question_mark_turns_it_into_an_io_error() {
         io::ErrorKind::Interrupted
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn gathered_errors_point_at_what_stopped_them() {
+    use std::error::Error as _;
+    let err = Context::background()
+        .select_first([1, 2].map(|n| {
+            move |_ctx| async move { Err::<(), _>(io::Error::other(format!("replica {n} down"))) }
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.source().unwrap().to_string(),
+        "replica 1 down",
+        "the first failure"
+    );
+
+    let (ctx, cancel) = Context::background().child();
+    cancel.cancel_with("shutdown");
+    let err = ctx
+        .scope(|scope| async move {
+            scope.spawn(|_ctx| async { Err::<(), _>(io::Error::other("late")) });
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.source().unwrap().to_string(),
+        "canceled: shutdown",
+        "the context's end"
+    );
+}

@@ -310,6 +310,21 @@ impl From<Error> for io::Error {
     }
 }
 
+/// The source of an error that gathers several: the context's end if there
+/// was one, since it is what stopped everything, else the first failure.
+fn gathered_source<'a, E>(
+    ended: Option<&'a Error>,
+    first: Option<&'a E>,
+) -> Option<&'a (dyn std::error::Error + 'static)>
+where
+    E: std::error::Error + 'static,
+{
+    match ended {
+        Some(ended) => Some(ended),
+        None => first.map(|failure| failure as &(dyn std::error::Error + 'static)),
+    }
+}
+
 /// A reason this crate gives when it cancels a context on its own account.
 #[derive(Debug)]
 pub(crate) struct Reason(pub(crate) &'static str);

@@ -157,12 +157,6 @@ where
     E: std::error::Error + 'static,
 {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.ended {
-            Some(ended) => Some(ended),
-            None => self
-                .errors
-                .first()
-                .map(|error| error as &(dyn std::error::Error + 'static)),
-        }
+        super::gathered_source(self.ended.as_ref(), self.errors.first())
     }
 }

@@ -139,12 +139,9 @@ where
     E: std::error::Error + 'static,
 {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.ended {
-            Some(ended) => Some(ended),
-            None => self
-                .failures
-                .first()
-                .map(|(_, failure)| failure as &(dyn std::error::Error + 'static)),
-        }
+        super::gathered_source(
+            self.ended.as_ref(),
+            self.failures.first().map(|(_, failure)| failure),
+        )
     }
 }
