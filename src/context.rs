@@ -398,11 +398,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn err(&self) -> Option<Error> {
-        let node = self.node.as_deref()?;
-        if !node.is_done() {
-            return None;
-        }
-        node.ending().map(|ending| Error::from_ending(node, ending))
+        Error::of(self.node.as_deref()?)
     }
 
     /// `Ok(())` while the context is live, its error once it has ended: the

@@ -125,5 +125,10 @@ pub use on_done::OnDone;
 pub use stream::ContextStream;
 pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};
 
+// The README's example is compiled with the doctests, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The output of [`Context::race_either`], re-exported from `futures`.
 pub use futures::future::Either;

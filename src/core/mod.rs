@@ -128,8 +128,6 @@ enum Link {
     /// A thread is linking the node; it will store the key when done.
     Linking,
     Linked(usize),
-    /// The node has no parent to link into.
-    Root,
 }
 
 /// One thing waiting on a node.
@@ -281,26 +279,22 @@ impl Node {
         // One load answers the common cases: ended, or a root with nothing
         // more to consult.
         let state = self.state.load(Ordering::Acquire);
-        if state & (CANCELED | CLOSED) != 0 {
-            return true;
-        }
         if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
-            return false;
+            return state & (CANCELED | CLOSED) != 0;
         }
-        if state & HAS_PARENT != 0 && self.ancestor_canceled() {
-            return true;
-        }
-        match self.deadline {
-            Some(deadline) => Instant::now() >= deadline,
-            None => false,
-        }
+        self.canceled_given(state) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// True when this node or an ancestor is canceled, without looking at
-    /// the clock: for a waiter that has just checked the deadline.
+    /// the clock: for a waiter whose timer watches the deadline.
     #[inline]
     pub(crate) fn is_canceled(&self) -> bool {
-        let state = self.state.load(Ordering::Acquire);
+        self.canceled_given(self.state.load(Ordering::Acquire))
+    }
+
+    /// The cancellation part of a check, from an already loaded state word.
+    #[inline]
+    fn canceled_given(&self, state: u8) -> bool {
         state & (CANCELED | CLOSED) != 0 || (state & HAS_PARENT != 0 && self.ancestor_canceled())
     }
 
@@ -414,10 +408,7 @@ impl Node {
         // compare the record's instant with their own deadlines, so it is
         // read even when this node has none.
         let now = Instant::now();
-        if self.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0
-            || (self.parent.is_some() && self.ancestor_canceled())
-            || self.deadline.is_some_and(|deadline| now >= deadline)
-        {
+        if self.is_canceled() || self.deadline.is_some_and(|deadline| now >= deadline) {
             return false;
         }
         {
@@ -545,18 +536,14 @@ impl Node {
 }
 
 impl Shared {
-    /// Claims the job of linking this node upward, once (invariant 4).
+    /// Claims the job of linking this node upward, once (invariant 4). A
+    /// root has nothing to link into and stays unlinked.
     fn claim_link(&mut self, has_parent: bool) -> bool {
-        match self.link {
-            Link::Unlinked if has_parent => {
-                self.link = Link::Linking;
-                true
-            }
-            Link::Unlinked => {
-                self.link = Link::Root;
-                false
-            }
-            _ => false,
+        if has_parent && self.link == Link::Unlinked {
+            self.link = Link::Linking;
+            true
+        } else {
+            false
         }
     }
 }

@@ -89,6 +89,25 @@ impl Error {
         }
     }
 
+    /// The error of `node` if it has ended.
+    pub(crate) fn of(node: &Node) -> Option<Self> {
+        if !node.is_done() {
+            return None;
+        }
+        node.ending().map(|ending| Error::from_ending(node, ending))
+    }
+
+    /// The error of a node known to have ended (its wait list was closed,
+    /// or a check said so). Falls back to a plain cancellation of the node
+    /// itself, so that a woken waiter always has an answer.
+    pub(crate) fn ended(node: &Node) -> Self {
+        let ending = node.ending().unwrap_or(Ending::Canceled {
+            by: node,
+            cause: None,
+        });
+        Error::from_ending(node, ending)
+    }
+
     /// A cancellation by this crate that no context recorded; the location
     /// is the crate's own call site.
     #[track_caller]

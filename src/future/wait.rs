@@ -9,13 +9,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::context::Context;
-use crate::core::{Ending, Entry, Node};
+use crate::core::{Entry, Node};
 use crate::error::Error;
 
 /// A waker registered on a node, removed again on drop.
@@ -23,6 +23,9 @@ use crate::error::Error;
 struct Registration {
     node: Arc<Node>,
     key: usize,
+    /// A copy of the waker in the node's list, so that a poll by the same
+    /// task (the usual case) needs no lock to know it is still current.
+    waker: Waker,
 }
 
 impl Drop for Registration {
@@ -89,18 +92,30 @@ impl Wait {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
         let this = self.project();
-        if let Some(err) = error_of(node) {
+        // Once the timer is armed the deadline is its business: only a
+        // cancellation needs checking, without a clock read.
+        let ended = if this.sleep.is_some() {
+            node.is_canceled()
+        } else {
+            node.is_done()
+        };
+        if ended {
             *this.registration = None;
-            return Poll::Ready(err);
+            return Poll::Ready(Error::ended(node));
         }
 
-        let registered = match (this.registration.as_ref(), register_on) {
-            (Some(registration), _) => registration.node.update_waker(registration.key, cx.waker()),
+        let registered = match (this.registration.as_mut(), register_on) {
+            (Some(registration), _) if registration.waker.will_wake(cx.waker()) => true,
+            (Some(registration), _) => {
+                registration.waker.clone_from(cx.waker());
+                registration.node.update_waker(registration.key, cx.waker())
+            }
             (None, Some(target)) => match target.register(Entry::Waker(cx.waker().clone())) {
                 Ok(key) => {
                     *this.registration = Some(Registration {
                         node: Arc::clone(target),
                         key,
+                        waker: cx.waker().clone(),
                     });
                     true
                 }
@@ -111,47 +126,26 @@ impl Wait {
         if !registered {
             // The wait list is closed: the context was canceled from above.
             *this.registration = None;
-            return Poll::Ready(error_of(node).unwrap_or_else(|| ended_error(node)));
+            return Poll::Ready(Error::ended(node));
         }
         // A cancellation that raced with the registration either shows here
         // or wakes the waker we just stored. (The deadline was checked above
         // and is the timer's business from here: no second clock read.)
         if node.is_canceled() {
             *this.registration = None;
-            return Poll::Ready(error_of(node).unwrap_or_else(|| ended_error(node)));
+            return Poll::Ready(Error::ended(node));
         }
 
         if let Some(deadline) = node.deadline() {
             let sleep = this
                 .sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            {
-                if sleep.as_mut().poll(cx).is_ready() {
-                    *this.registration = None;
-                    let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
-                    return Poll::Ready(Error::from_ending(node, ending));
-                }
+            if sleep.as_mut().poll(cx).is_ready() {
+                *this.registration = None;
+                let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
+                return Poll::Ready(Error::from_ending(node, ending));
             }
         }
         Poll::Pending
     }
-}
-
-/// The node's error, if it has ended.
-fn error_of(node: &Node) -> Option<Error> {
-    if !node.is_done() {
-        return None;
-    }
-    node.ending().map(|ending| Error::from_ending(node, ending))
-}
-
-/// The error of a node known to have ended. Falls back to a plain
-/// cancellation of the node itself, so that a woken waiter always has an
-/// answer.
-fn ended_error(node: &Node) -> Error {
-    let ending = node.ending().unwrap_or(Ending::Canceled {
-        by: node,
-        cause: None,
-    });
-    Error::from_ending(node, ending)
 }

@@ -13,16 +13,13 @@ use std::time::Duration;
 use futures::task::AtomicWaker;
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
-use tokio::task::futures::TaskLocalFuture;
 use tokio::task::JoinSet;
-use tokio::time::Sleep;
 
 use super::graceful::{Grace, Graceful};
 use super::guard::TaskGuard;
 use crate::cancel::CancelHandle;
 use crate::context::{Context, Limit};
 use crate::core::Cause;
-use crate::current;
 use crate::error::{Error, Reason, ScopeError, FINISHED, SIBLING_FAILED};
 use crate::future::wait::Wait;
 use crate::loom::lock_std as lock;
@@ -32,8 +29,8 @@ static SIBLING_PANICKED: Reason = Reason("a sibling panicked");
 static TASK_FAILED: Reason = Reason("the task failed; its error went to the scope");
 static SCOPE_CLOSED: Reason = Reason("the scope had already finished");
 
-/// How long tasks get to stop on their own once their scope is canceled,
-/// before they are aborted.
+/// How long the body and the tasks get to stop on their own once their
+/// scope is canceled, before their futures are dropped.
 const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 
 impl Context {
@@ -60,14 +57,13 @@ impl Context {
     /// Stopping is cooperative first. Each task receives its context (also
     /// its [`current`](Context::current)) and should observe it, with
     /// [`Context::done`], [`Context::run`] or a check between steps, so that
-    /// it can stop cleanly: a task keeps running for a grace period after its
-    /// context ends (one second by default, see
-    /// [`grace_period`](ScopeFuture::grace_period)); then its future is
-    /// dropped, and tasks that still have not finished are aborted. Dropping
-    /// the scope future cancels the tasks too, and leaves a small reaper task
-    /// to apply the same grace period, so no task outlives its scope. (A task
-    /// stuck in blocking code cannot be stopped by Tokio at all: it ends the
-    /// scope when it returns.)
+    /// it can stop cleanly: the body and every task keep running for a grace
+    /// period after the scope's context ends (one second by default, see
+    /// [`grace_period`](ScopeFuture::grace_period)); then their futures are
+    /// dropped, as an abort would. Dropping the scope future cancels the
+    /// tasks too, and each still stops within the same grace period, so no
+    /// task outlives its scope by more. (A task stuck in blocking code cannot
+    /// be stopped by Tokio at all: it ends the scope when it returns.)
     ///
     /// ```
     /// use std::time::Duration;
@@ -111,7 +107,7 @@ impl Context {
             shared: Arc::clone(&shared),
         });
         ScopeFuture {
-            body: Some(current::scope(ctx, body)),
+            body: Some(Graceful::new(ctx, body, Arc::clone(&shared.grace))),
             value: None,
             errors: Vec::new(),
             ended: None,
@@ -119,7 +115,6 @@ impl Context {
             parent: self.clone(),
             parent_wait: Wait::new(),
             collect_all: false,
-            grace_timer: None,
             guard: ScopeGuard { shared },
         }
     }
@@ -379,21 +374,11 @@ impl<E: Send + 'static> Drop for ScopeGuard<E> {
             tasks.closed = true;
             mem::take(&mut tasks.set)
         };
-        if set.is_empty() {
-            return;
-        }
-        // Give the tasks their grace period on a reaper task; without a
-        // runtime, dropping the set aborts them at once.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(reap(set, self.shared.grace.get()));
-        }
-    }
-}
-
-async fn reap<T: 'static>(mut set: JoinSet<T>, grace: Duration) {
-    let drained = async { while set.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace, drained).await.is_err() {
-        set.shutdown().await;
+        // The tasks saw the cancellation; each stops on its own within the
+        // grace period (see `Graceful`), so they are let go rather than cut
+        // short.
+        let mut set = set;
+        set.detach_all();
     }
 }
 
@@ -402,8 +387,8 @@ pin_project! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it cancels the scope: the body is dropped, the tasks are
-    /// canceled and, after the grace period, aborted.
+    /// Dropping it cancels the scope: the body is dropped at once, and each
+    /// task stops within the grace period.
     ///
     /// # Panics
     ///
@@ -432,7 +417,7 @@ pin_project! {
         // scope canceled before the body is dropped.
         guard: ScopeGuard<E>,
         #[pin]
-        body: Option<TaskLocalFuture<Context, Fut>>,
+        body: Option<Graceful<Fut>>,
         value: Option<R>,
         errors: Vec<E>,
         ended: Option<Error>,
@@ -441,8 +426,6 @@ pin_project! {
         #[pin]
         parent_wait: Wait,
         collect_all: bool,
-        #[pin]
-        grace_timer: Option<Sleep>,
     }
 }
 
@@ -477,7 +460,7 @@ impl<Fut, R, E: Send + 'static> ScopeFuture<Fut, R, E> {
     }
 
     /// How long tasks get to stop on their own once the scope is canceled,
-    /// before they are aborted (one second by default).
+    /// before their futures are dropped (one second by default).
     ///
     /// ```
     /// use std::time::Duration;
@@ -510,16 +493,27 @@ where
         let shared = Arc::clone(&this.guard.shared);
         shared.waker.register(cx.waker());
 
-        // The body first: it usually spawns the tasks.
+        // The caller's context ending stops the scope.
+        if this.ended.is_none() {
+            if let Poll::Ready(err) = this.parent_wait.poll_wait(this.parent, cx) {
+                *this.ended = Some(err);
+            }
+        }
+
+        // The body first: it usually spawns the tasks. Like a task, it may
+        // finish on its own for the grace period after the scope is canceled.
         if let Some(body) = this.body.as_mut().as_pin_mut() {
             if let Poll::Ready(out) = body.poll(cx) {
                 this.body.set(None);
                 match out {
-                    Ok(value) => *this.value = Some(value),
-                    Err(error) => {
+                    Ok(Ok(value)) => *this.value = Some(value),
+                    Ok(Err(error)) => {
                         this.errors.push(error);
                         shared.cancel.cancel_for(Cause::Reason(&BODY_FAILED));
                     }
+                    // Stopped after the grace period: the scope's context
+                    // says why.
+                    Err(_) => {}
                 }
             }
         }
@@ -585,31 +579,6 @@ where
             });
         }
 
-        // The caller's context ending stops the scope.
-        if this.ended.is_none() {
-            if let Poll::Ready(err) = this.parent_wait.poll_wait(this.parent, cx) {
-                *this.ended = Some(err);
-            }
-        }
-
-        // A canceled scope drops its body, and aborts the tasks that are
-        // still running once the grace period is over.
-        if shared.ctx.is_done() {
-            this.body.set(None);
-            if this.grace_timer.is_none() {
-                this.grace_timer
-                    .set(Some(tokio::time::sleep(shared.grace.get())));
-            }
-            if let Some(timer) = this.grace_timer.as_pin_mut() {
-                if timer.poll(cx).is_ready() {
-                    lock(&shared.tasks).set.abort_all();
-                }
-            }
-            // The body may have been the last thing running.
-            if lock(&shared.tasks).set.is_empty() {
-                cx.waker().wake_by_ref();
-            }
-        }
         Poll::Pending
     }
 }
