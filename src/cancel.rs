@@ -119,7 +119,7 @@ impl CancelHandle {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle")
-            .field("context", &self.node.meta.name)
+            .field("context", &self.node.name())
             .field("done", &self.node.is_done())
             .finish()
     }

@@ -236,12 +236,8 @@ impl Context {
                 Some(deadline.saturating_duration_since(Instant::now())),
             ),
         };
-        let meta = Meta {
-            name,
-            location,
-            budget,
-        };
-        let node = Arc::new(Node::new(self.node.as_ref(), requested, meta));
+        let meta = Meta::new(location, budget);
+        let node = Arc::new(Node::new(self.node.as_ref(), requested, name, meta));
         let child = Context {
             node: Some(Arc::clone(&node)),
             values: self.values.clone(),
@@ -582,7 +578,7 @@ impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Context");
         if let Some(node) = &self.node {
-            s.field("name", &node.meta.name).field(
+            s.field("name", &node.name()).field(
                 "location",
                 &crate::error::ShortLocation(node.meta.location).to_string(),
             );

@@ -7,13 +7,13 @@
 
 #[cfg(not(tokio_ctx_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicU64, Ordering},
     Mutex, MutexGuard,
 };
 
 #[cfg(tokio_ctx_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicU64, Ordering},
     Mutex, MutexGuard,
 };
 

@@ -11,12 +11,8 @@ use loom::thread;
 use super::{Callback, Entry, Meta, Node};
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
-    let meta = Meta {
-        name: None,
-        location: std::panic::Location::caller(),
-        budget: None,
-    };
-    Arc::new(Node::new(parent, None, meta))
+    let meta = Meta::new(std::panic::Location::caller(), None);
+    Arc::new(Node::new(parent, None, None, meta))
 }
 
 struct Flag(AtomicUsize);

@@ -23,7 +23,7 @@
 //! # Invariants
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
-//!    requested deadline)`, fixed at derivation. `own_deadline` is true only
+//!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only
 //!    when the requested deadline is strictly earlier than the parent's, so the
 //!    node named by an expiry is the one whose own limit actually bound it.
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
@@ -38,7 +38,7 @@
 //!    entry when dropped. The parent holds it weakly, so no cycle keeps either
 //!    alive. Only a node with the `AWAITED` bit can be linked, and the state
 //!    behind the lock (`Shared`) exists only once something registered on the
-//!    node or canceled it.
+//!    node or canceled it, or when the node has a name.
 //! 5. A thread that tries to link a node into a closed parent closes that
 //!    node's subtree itself. Together with 3, every entry registered on a node
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
@@ -48,11 +48,12 @@
 //! 7. Every walk over the tree (checks, closing, dropping) is a loop, never a
 //!    recursion, so a chain of any depth fits in a small stack.
 //! 8. The process-wide cancellation epoch is bumped after every cancellation
-//!    record is written. A node's `checked` holds an epoch at which a walk
+//!    record is written. A node's state word holds an epoch at which a walk
 //!    found none of its ancestors canceled (or one its parent vouched for at
 //!    derivation), so while the epoch has not moved, that walk need not be
 //!    repeated: a live check is O(1) at any depth.
 
+mod deadline;
 mod slab;
 
 use std::borrow::Cow;
@@ -65,28 +66,42 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::Reason;
-use crate::loom::{lock, AtomicU8, Mutex, Ordering};
+use crate::loom::{lock, AtomicU64, Mutex, Ordering};
+use deadline::{Budget, Deadline};
 pub(crate) use slab::Slab;
 
 /// Bumped after every cancellation record is written (invariant 8). It
-/// starts at 1 so that a `checked` of 0 means "never checked".
+/// starts at 1 so that a checked epoch of 0 means "never checked".
 #[cfg(not(tokio_ctx_loom))]
 static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+// A node's state word: eight flag bits below, and above them the epoch at
+// which the node was last found to have no canceled ancestor (invariant 8).
+// One word keeps the node small and lets a live check get both from one load.
+
 /// The node holds a cancellation record (invariant 2).
-const CANCELED: u8 = 0b001;
+const CANCELED: u64 = 1;
 /// The node's wait list is closed because it or an ancestor was canceled
 /// (invariant 3).
-const CLOSED: u8 = 0b010;
-/// Something has registered on the node at least once.
-const AWAITED: u8 = 0b1000;
-/// Fixed at derivation: the node has a parent to consult.
-const HAS_PARENT: u8 = 0b1_0000;
-/// Fixed at derivation: the node has an effective deadline.
-const HAS_DEADLINE: u8 = 0b10_0000;
+const CLOSED: u64 = 1 << 1;
 /// An expiry of this node's own deadline has been reported to `tracing`.
 #[cfg(feature = "tracing")]
-const EXPIRY_REPORTED: u8 = 0b100;
+const EXPIRY_REPORTED: u64 = 1 << 2;
+/// Something has registered on the node at least once.
+const AWAITED: u64 = 1 << 3;
+/// Fixed at derivation: the node has a parent to consult.
+const HAS_PARENT: u64 = 1 << 4;
+/// Fixed at derivation: the node has an effective deadline.
+const HAS_DEADLINE: u64 = 1 << 5;
+/// Fixed at derivation: the effective deadline is the node's own, not
+/// inherited (invariant 1).
+const OWN_DEADLINE: u64 = 1 << 6;
+/// Fixed at derivation: the node has a name, kept in its `Shared`.
+const NAMED: u64 = 1 << 7;
+/// The flag bits; the epoch sits above them. 56 bits of epoch wrap after
+/// 7 * 10^16 cancellations, decades at any rate a process can reach.
+const FLAGS: u64 = 0xff;
+const EPOCH_SHIFT: u32 = 8;
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -104,13 +119,27 @@ impl Cause {
     }
 }
 
-/// What a context says about itself in errors and events.
+/// What a context says about itself in errors and events, besides its
+/// name: names are rare and cold, so they live in the lazily allocated
+/// [`Shared`] instead of in every node.
 #[derive(Debug)]
 pub(crate) struct Meta {
-    pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) location: &'static Location<'static>,
     /// The limit asked for at derivation, when one was.
-    pub(crate) budget: Option<Duration>,
+    budget: Budget,
+}
+
+impl Meta {
+    pub(crate) fn new(location: &'static Location<'static>, budget: Option<Duration>) -> Self {
+        Meta {
+            location,
+            budget: Budget::new(budget),
+        }
+    }
+
+    pub(crate) fn budget(&self) -> Option<Duration> {
+        self.budget.get()
+    }
 }
 
 /// A cancellation: the cause and when it happened (invariant 2).
@@ -200,6 +229,8 @@ struct Shared {
     record: Option<Record>,
     entries: Slab<Entry>,
     link: Link,
+    /// Set at derivation, never changed.
+    name: Option<Cow<'static, str>>,
 }
 
 /// The lazily allocated [`Shared`] of a node, behind the node's lock.
@@ -217,43 +248,62 @@ pub(crate) enum Ending<'a> {
 }
 
 /// The shared state behind every clone of one derived context.
+///
+/// Its size is what a live child costs, so every field is eight bytes or
+/// folded into another (see `deadline.rs` and the state word).
 #[derive(Debug)]
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
-    deadline: Option<Instant>,
-    own_deadline: bool,
+    /// Flag bits and the checked epoch (invariant 8).
+    state: AtomicU64,
+    deadline: Deadline,
     pub(crate) meta: Meta,
-    state: AtomicU8,
-    /// An epoch at which no ancestor was canceled (invariant 8).
-    #[cfg(not(tokio_ctx_loom))]
-    checked: std::sync::atomic::AtomicU64,
     shared: Mutex<SharedSlot>,
 }
 
 impl Node {
     /// Derives a node below `parent` (a new root when `None`).
-    pub(crate) fn new(parent: Option<&Arc<Node>>, requested: Option<Instant>, meta: Meta) -> Self {
-        let inherited = parent.and_then(|p| p.deadline);
+    pub(crate) fn new(
+        parent: Option<&Arc<Node>>,
+        requested: Option<Instant>,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Self {
+        let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
+        let requested = Deadline::new(requested);
         // Invariant 1: only a strictly earlier request makes the deadline ours.
-        let (deadline, own_deadline) = match (inherited, requested) {
-            (Some(i), Some(r)) if r < i => (Some(r), true),
-            (Some(i), _) => (Some(i), false),
-            (None, Some(r)) => (Some(r), true),
-            (None, None) => (None, false),
+        let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
+            (true, true) if requested < inherited => (requested, OWN_DEADLINE),
+            (true, _) => (inherited, 0),
+            (false, true) => (requested, OWN_DEADLINE),
+            (false, false) => (Deadline::NONE, 0),
         };
+        let flags = own
+            | if parent.is_some() { HAS_PARENT } else { 0 }
+            | if deadline.is_some() { HAS_DEADLINE } else { 0 }
+            | if name.is_some() { NAMED } else { 0 };
         Node {
-            #[cfg(not(tokio_ctx_loom))]
-            checked: std::sync::atomic::AtomicU64::new(parent.map_or(0, |p| p.vouch())),
+            state: AtomicU64::new(flags | parent.map_or(0, |p| p.vouch())),
             parent: parent.cloned(),
             deadline,
-            own_deadline,
             meta,
-            state: AtomicU8::new(
-                if parent.is_some() { HAS_PARENT } else { 0 }
-                    | if deadline.is_some() { HAS_DEADLINE } else { 0 },
-            ),
-            shared: Mutex::new(None),
+            shared: Mutex::new(name.map(|name| {
+                Box::new(Shared {
+                    name: Some(name),
+                    ..Shared::default()
+                })
+            })),
         }
+    }
+
+    /// The name given at derivation, if any.
+    pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
+        if self.state.load(Ordering::Relaxed) & NAMED == 0 {
+            return None;
+        }
+        lock(&self.shared)
+            .as_ref()
+            .and_then(|shared| shared.name.clone())
     }
 
     /// The node this one was derived from, if any.
@@ -264,7 +314,7 @@ impl Node {
     /// The effective deadline (invariant 1).
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.get()
     }
 
     /// Whether the wait list is closed (invariant 3); authoritative when read
@@ -282,7 +332,12 @@ impl Node {
         if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
             return state & (CANCELED | CLOSED) != 0;
         }
-        self.canceled_given(state) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed())
+    }
+
+    /// Reads the clock: kept out of line so that the check above stays small.
+    fn deadline_passed(&self) -> bool {
+        self.deadline.passed_at(Instant::now())
     }
 
     /// True when this node or an ancestor is canceled, without looking at
@@ -294,32 +349,45 @@ impl Node {
 
     /// The cancellation part of a check, from an already loaded state word.
     #[inline]
-    fn canceled_given(&self, state: u8) -> bool {
-        state & (CANCELED | CLOSED) != 0 || (state & HAS_PARENT != 0 && self.ancestor_canceled())
+    fn canceled_given(&self, state: u64) -> bool {
+        state & (CANCELED | CLOSED) != 0
+            || (state & HAS_PARENT != 0 && self.ancestor_canceled(state))
     }
 
     /// True when an ancestor is canceled; O(1) while the epoch stands still
-    /// (invariant 8).
+    /// (invariant 8). `state` is a value of the state word loaded before.
     #[cfg(not(tokio_ctx_loom))]
     #[inline]
-    fn ancestor_canceled(&self) -> bool {
+    fn ancestor_canceled(&self, state: u64) -> bool {
         use std::sync::atomic::Ordering as StdOrdering;
         // Read the epoch before walking: a cancellation that the walk misses
         // has not bumped it yet, so the stored epoch is stale by the next check.
-        let epoch = EPOCH.load(StdOrdering::Acquire);
-        if self.checked.load(StdOrdering::Relaxed) == epoch {
+        let epoch = epoch_bits(EPOCH.load(StdOrdering::Acquire));
+        if state & !FLAGS == epoch {
             return false;
         }
+        self.walk_and_remember(state, epoch)
+    }
+
+    #[cfg(not(tokio_ctx_loom))]
+    fn walk_and_remember(&self, state: u64, epoch: u64) -> bool {
         if self.walk_ancestors() {
             return true;
         }
-        self.checked.store(epoch, StdOrdering::Relaxed);
+        // Only if no flag changed meanwhile: losing this store costs one
+        // more walk later, never a wrong answer.
+        let _ = self.state.compare_exchange(
+            state,
+            (state & FLAGS) | epoch,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         false
     }
 
     /// Under loom the epoch is not modeled: always walk.
     #[cfg(tokio_ctx_loom)]
-    fn ancestor_canceled(&self) -> bool {
+    fn ancestor_canceled(&self, _state: u64) -> bool {
         self.walk_ancestors()
     }
 
@@ -334,18 +402,25 @@ impl Node {
         false
     }
 
-    /// The epoch a new child may start from: the current one if this node is
-    /// known not to be canceled at it, otherwise 0 (unchecked).
+    /// The epoch a new child may start from, in the state word's epoch
+    /// bits: the current one if this node is known not to be canceled at
+    /// it, otherwise 0 (unchecked).
     #[cfg(not(tokio_ctx_loom))]
     fn vouch(&self) -> u64 {
         use std::sync::atomic::Ordering as StdOrdering;
-        let epoch = EPOCH.load(StdOrdering::Acquire);
-        let live_above = self.parent.is_none() || self.checked.load(StdOrdering::Relaxed) == epoch;
-        if live_above && self.state.load(Ordering::Acquire) & (CANCELED | CLOSED) == 0 {
+        let epoch = epoch_bits(EPOCH.load(StdOrdering::Acquire));
+        let state = self.state.load(Ordering::Acquire);
+        let live_above = self.parent.is_none() || state & !FLAGS == epoch;
+        if live_above && state & (CANCELED | CLOSED) == 0 {
             epoch
         } else {
             0
         }
+    }
+
+    #[cfg(tokio_ctx_loom)]
+    fn vouch(&self) -> u64 {
+        0
     }
 
     /// How this node ended, if it has.
@@ -369,7 +444,7 @@ impl Node {
                 None => break,
             }
         }
-        let expired = |at: Instant| self.deadline.is_some_and(|deadline| at >= deadline);
+        let expired = |at: Instant| self.deadline.passed_at(at);
         match record {
             Some((_, _, at)) if expired(at) => Some(self.deadline_exceeded()),
             Some((by, cause, _)) => Some(Ending::Canceled { by, cause }),
@@ -383,7 +458,7 @@ impl Node {
     pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
         // Invariant 1: the nearest node with its own deadline set the effective one.
         let mut by = self;
-        while !by.own_deadline {
+        while by.state.load(Ordering::Relaxed) & OWN_DEADLINE == 0 {
             match &by.parent {
                 Some(parent) => by = parent,
                 None => break,
@@ -393,9 +468,9 @@ impl Node {
         if by.state.fetch_or(EXPIRY_REPORTED, Ordering::Relaxed) & EXPIRY_REPORTED == 0 {
             tracing::debug!(
                 target: "tokio_ctx",
-                context = by.meta.name.as_deref(),
+                context = by.name().as_deref(),
                 location = %crate::error::ShortLocation(by.meta.location),
-                budget = ?by.meta.budget,
+                budget = ?by.meta.budget(),
                 "context deadline exceeded",
             );
         }
@@ -408,7 +483,7 @@ impl Node {
         // compare the record's instant with their own deadlines, so it is
         // read even when this node has none.
         let now = Instant::now();
-        if self.is_canceled() || self.deadline.is_some_and(|deadline| now >= deadline) {
+        if self.is_canceled() || self.deadline.passed_at(now) {
             return false;
         }
         {
@@ -423,9 +498,9 @@ impl Node {
             #[cfg(feature = "tracing")]
             tracing::debug!(
                 target: "tokio_ctx",
-                context = self.meta.name.as_deref(),
+                context = shared.name.as_deref(),
                 location = %crate::error::ShortLocation(self.meta.location),
-                budget = ?self.meta.budget,
+                budget = ?self.meta.budget(),
                 cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
@@ -633,6 +708,13 @@ fn close_subtree(start: Arc<Node>) {
             Entry::Child(_) => {}
         }
     }
+}
+
+/// An epoch as it sits in the state word.
+#[cfg(not(tokio_ctx_loom))]
+#[inline]
+fn epoch_bits(epoch: u64) -> u64 {
+    epoch << EPOCH_SHIFT
 }
 
 #[cfg(all(test, tokio_ctx_loom))]

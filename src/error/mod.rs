@@ -81,9 +81,9 @@ impl Error {
         Error {
             inner: Arc::new(Inner {
                 kind,
-                name: by.meta.name.clone(),
+                name: by.name(),
                 location: by.meta.location,
-                budget: by.meta.budget,
+                budget: by.meta.budget(),
                 own: std::ptr::eq(asked, by),
             }),
         }
