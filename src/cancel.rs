@@ -43,10 +43,6 @@ impl CancelHandle {
         Self { node }
     }
 
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
-
     /// Cancels the context without a cause.
     ///
     /// ```
@@ -93,10 +89,7 @@ impl CancelHandle {
     /// on it. Skipping saves a clock read, a lock and an epoch bump on every
     /// step that finishes without having shared its context.
     pub(crate) fn finish(&self, cause: Cause, own_refs: usize) {
-        if Arc::strong_count(&self.node) <= own_refs && !self.node.has_waiters() {
-            return;
-        }
-        self.node.cancel(Some(cause));
+        self.node.finish(cause, own_refs);
     }
 
     /// Turns the handle into a guard that cancels the context when dropped.

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::cancel::CancelHandle;
-use crate::core::{Meta, Node};
+use crate::core::{Deadline, Meta, Node};
 use crate::error::Error;
 use crate::future::{Done, DoneOwned, Run, Timeout};
 use crate::named::Named;
@@ -228,21 +228,42 @@ impl Context {
         limit: Limit,
         location: &'static Location<'static>,
     ) -> (Context, CancelHandle) {
+        let node = self.derive_node(name, limit, location);
+        (self.with_node(Arc::clone(&node)), CancelHandle::new(node))
+    }
+
+    /// Derives a child whose cancel handle nobody needs: a combinator that
+    /// keeps the child cancels it through its node.
+    pub(crate) fn derive_private(
+        &self,
+        name: Option<Cow<'static, str>>,
+        limit: Limit,
+        location: &'static Location<'static>,
+    ) -> Context {
+        self.with_node(self.derive_node(name, limit, location))
+    }
+
+    fn derive_node(
+        &self,
+        name: Option<Cow<'static, str>>,
+        limit: Limit,
+        location: &'static Location<'static>,
+    ) -> Arc<Node> {
         let (requested, budget) = match limit {
-            Limit::None => (None, None),
-            Limit::Timeout(timeout) => (Instant::now().checked_add(timeout), Some(timeout)),
-            Limit::Deadline(deadline) => (
-                Some(deadline),
-                Some(deadline.saturating_duration_since(Instant::now())),
-            ),
+            Limit::None => (Deadline::NONE, None),
+            Limit::Timeout(timeout) => (Deadline::now().after(timeout), Some(timeout)),
+            Limit::Deadline(at) => {
+                let deadline = Deadline::new(Some(at));
+                let budget = if deadline.is_some() {
+                    deadline.saturating_since(Deadline::now())
+                } else {
+                    at.saturating_duration_since(Instant::now())
+                };
+                (deadline, Some(budget))
+            }
         };
         let meta = Meta::new(location, budget);
-        let node = Arc::new(Node::new(self.node.as_ref(), requested, name, meta));
-        let child = Context {
-            node: Some(Arc::clone(&node)),
-            values: self.values.clone(),
-        };
-        (child, CancelHandle::new(node))
+        Arc::new(Node::new(self.node.as_ref(), requested, name, meta))
     }
 
     /// A context that also carries `value`; looked up by its type with
@@ -512,7 +533,7 @@ impl Context {
         Fut: Future,
     {
         Timeout::new(
-            self.derive(None, Limit::Timeout(timeout), Location::caller()),
+            self.derive_private(None, Limit::Timeout(timeout), Location::caller()),
             f,
         )
     }
@@ -541,7 +562,7 @@ impl Context {
         Fut: Future,
     {
         Timeout::new(
-            self.derive(None, Limit::Deadline(deadline), Location::caller()),
+            self.derive_private(None, Limit::Deadline(deadline), Location::caller()),
             f,
         )
     }
@@ -558,7 +579,7 @@ impl Context {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        Timeout::new(self.derive(name, limit, location), f)
+        Timeout::new(self.derive_private(name, limit, location), f)
     }
 
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {

@@ -1,21 +1,104 @@
 //! [`Context::current`]: the context of the running combinator.
+//!
+//! A thread-local slot holds the context of the future being polled. A
+//! [`Scoped`] future swaps its context into the slot for the length of each
+//! poll (and of its inner future's drop) and swaps it back after, which
+//! restores whatever was there: what a Tokio task-local does, without the
+//! `RefCell` and the `Option` around the value. A swap moves three words and
+//! touches no reference count.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::context::Context;
 
-tokio::task_local! {
-    static CURRENT: Context;
+thread_local! {
+    /// The context of the innermost [`Scoped`] being polled on this thread;
+    /// the background context outside any.
+    static CURRENT: Cell<Context> = const { Cell::new(Context::background()) };
 }
 
-/// Wraps `fut` so that `ctx` is current while it is polled.
-pub(crate) fn scope<F: Future>(ctx: Context, fut: F) -> TaskLocalFuture<Context, F> {
-    CURRENT.scope(ctx, fut)
+/// Runs `f` with `ctx` as current. Meanwhile `ctx` holds the context that was
+/// current before; both are swapped back afterwards, even if `f` panics.
+fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
+    struct SwapBack<'a>(&'a mut Context);
+
+    impl Drop for SwapBack<'_> {
+        fn drop(&mut self) {
+            let _ = CURRENT.try_with(|current| current.swap(Cell::from_mut(self.0)));
+        }
+    }
+
+    // While the thread is being torn down the slot is gone: run `f` without.
+    if CURRENT
+        .try_with(|current| current.swap(Cell::from_mut(ctx)))
+        .is_err()
+    {
+        return f();
+    }
+    let _swap_back = SwapBack(ctx);
+    f()
+}
+
+pin_project! {
+    /// `fut` with `ctx` as [`Context::current`] while it is polled and when
+    /// it is dropped.
+    pub(crate) struct Scoped<F> {
+        // During a poll, the context that was current before.
+        ctx: Context,
+        // Empty once `fut` has completed: it is dropped right away, while
+        // its context is still current.
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let mut fut = this.fut;
+            if fut.as_ref().as_pin_ref().is_some() {
+                enter(this.ctx, || fut.set(None));
+            }
+        }
+    }
+}
+
+impl<F> Scoped<F> {
+    pub(crate) fn new(ctx: Context, fut: F) -> Self {
+        Scoped {
+            ctx,
+            fut: Some(fut),
+        }
+    }
+
+    /// The context the future runs under.
+    pub(crate) fn context(&self) -> &Context {
+        // Only swapped out during a poll, when nobody else can reach `self`.
+        &self.ctx
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut fut = this.fut;
+        enter(this.ctx, || {
+            let Some(inner) = fut.as_mut().as_pin_mut() else {
+                panic!("a tokio-ctx future was polled after it completed");
+            };
+            let output = inner.poll(cx);
+            if output.is_ready() {
+                fut.set(None);
+            }
+            output
+        })
+    }
 }
 
 impl Context {
@@ -47,7 +130,14 @@ impl Context {
     /// # }
     /// ```
     pub fn current() -> Context {
-        CURRENT.try_with(Context::clone).unwrap_or_default()
+        CURRENT
+            .try_with(|current| {
+                let ctx = current.take();
+                let copy = ctx.clone();
+                current.set(ctx);
+                copy
+            })
+            .unwrap_or_default()
     }
 
     /// Runs `fut` with this context as [`current`](Context::current), and
@@ -69,7 +159,7 @@ impl Context {
     /// ```
     pub fn attach<F: Future>(&self, fut: F) -> Attached<F> {
         Attached {
-            inner: scope(self.clone(), fut),
+            inner: Scoped::new(self.clone(), fut),
         }
     }
 
@@ -85,7 +175,7 @@ impl Context {
     /// assert!(stopped);
     /// ```
     pub fn attach_sync<R>(&self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self.clone(), f)
+        enter(&mut self.clone(), f)
     }
 }
 
@@ -111,7 +201,7 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Attached<F> {
         #[pin]
-        inner: TaskLocalFuture<Context, F>,
+        inner: Scoped<F>,
     }
 }
 

@@ -89,3 +89,76 @@ async fn blocking_code_can_observe_the_context() {
     let (_, err) = worker.await.unwrap();
     assert_eq!(err.to_string(), "canceled: enough");
 }
+
+/// Records what `Context::current()` says when it is dropped.
+struct SeesCurrentOnDrop(std::sync::Arc<std::sync::Mutex<Option<Context>>>);
+
+impl Drop for SeesCurrentOnDrop {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(Context::current());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_dropped_early_sees_its_own_ended_context_in_drop_code() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let guard = SeesCurrentOnDrop(seen.clone());
+    let step = Context::background()
+        .with_value(Layer("step"))
+        .with_timeout(Duration::from_secs(1), move |_| async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+    let mut step = tokio_test::task::spawn(step);
+    assert!(step.poll().is_pending());
+    drop(step);
+    let seen = seen.lock().unwrap().take().expect("the guard was dropped");
+    assert_eq!(seen.value::<Layer>(), Some(&Layer("step")));
+    let err = seen
+        .err()
+        .expect("the step's child is canceled before its future is dropped");
+    assert_eq!(
+        err.to_string(),
+        "canceled: the operation it was derived for finished"
+    );
+    assert_eq!(
+        Context::current().value::<Layer>(),
+        None,
+        "restored after the drop"
+    );
+}
+
+#[test]
+fn a_panic_inside_attach_sync_restores_the_outer_context() {
+    let outer = Context::background().with_value(Layer("outer"));
+    outer.attach_sync(|| {
+        let inner = Context::background().with_value(Layer("inner"));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.attach_sync(|| panic!("boom"));
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(Context::current().value::<Layer>(), Some(&Layer("outer")));
+    });
+    assert_eq!(Context::current().value::<Layer>(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_interleaving_on_one_thread_each_keep_their_own_context() {
+    let task = |name: &'static str| {
+        tokio::spawn(
+            Context::background()
+                .with_value(Layer(name))
+                .attach(async move {
+                    let mut seen = Vec::new();
+                    for _ in 0..3 {
+                        seen.push(Context::current().value::<Layer>().map(|l| l.0));
+                        tokio::task::yield_now().await;
+                    }
+                    seen
+                }),
+        )
+    };
+    let (a, b) = (task("a"), task("b"));
+    assert_eq!(a.await.unwrap(), [Some("a"); 3]);
+    assert_eq!(b.await.unwrap(), [Some("b"); 3]);
+}

@@ -3,10 +3,14 @@
 //! Every node stores its effective deadline and the budget it was asked for.
 //! As `Option<Instant>` and `Option<Duration>` they take 16 bytes each, a
 //! quarter of the node; here they take 8. A deadline is kept as signed
-//! nanoseconds from a process-wide origin (the first deadline ever stored),
+//! nanoseconds from a process-wide origin (the first instant ever stored),
 //! which spans about 292 years either side of it; a budget as nanoseconds.
-//! Both are exact within those spans and saturate beyond them, where every
-//! timer and clock comparison would give the same answers anyway.
+//! Both are exact within those spans. A deadline further ahead is no
+//! deadline (as an `Instant` that overflows is), one further back has
+//! passed; a budget beyond 584 years reads back as `Duration::MAX`.
+//!
+//! Converting an `Instant` costs a subtraction, so a timeout is added to the
+//! converted current instant rather than to an `Instant`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,22 +28,51 @@ fn origin() -> Instant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Deadline(i64);
 
+/// `d` in nanoseconds, if that fits an `i64` (about 292 years).
+fn nanos(d: Duration) -> Option<i64> {
+    // Two 64-bit operations instead of `as_nanos`' 128-bit product.
+    i64::try_from(d.as_secs())
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(i64::from(d.subsec_nanos()))
+}
+
 impl Deadline {
     /// No deadline. Below every stored deadline, so `min` cannot be used
-    /// across it: see [`Deadline::earliest`].
+    /// across it: compare with [`Deadline::is_some`] first.
     pub(crate) const NONE: Deadline = Deadline(i64::MIN);
 
+    /// The deadline `at`. One too far ahead to represent (about 292 years
+    /// after the origin) is no deadline, as for `Instant::checked_add`.
     pub(crate) fn new(at: Option<Instant>) -> Deadline {
         let Some(at) = at else {
             return Deadline::NONE;
         };
         let origin = origin();
-        // i64::MIN is NONE, so the earliest storable offset is one above it.
-        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-        Deadline(match at.checked_duration_since(origin) {
-            Some(after) => nanos(after),
-            None => -nanos(origin.duration_since(at)),
-        })
+        match at.checked_duration_since(origin) {
+            Some(after) => nanos(after).map_or(Deadline::NONE, Deadline),
+            // As far back, it has passed anyway: the earliest stored value
+            // (i64::MIN is NONE) says as much.
+            None => Deadline(nanos(origin.duration_since(at)).map_or(i64::MIN + 1, |n| -n)),
+        }
+    }
+
+    /// The current instant, as a deadline to compute others from.
+    pub(crate) fn now() -> Deadline {
+        Deadline::new(Some(Instant::now()))
+    }
+
+    /// The deadline `d` after this one; none if that is too far ahead.
+    pub(crate) fn after(self, d: Duration) -> Deadline {
+        match nanos(d).and_then(|d| self.0.checked_add(d)) {
+            Some(at) if self.is_some() => Deadline(at),
+            _ => Deadline::NONE,
+        }
+    }
+
+    /// The time from `earlier` to this deadline, zero if it is not later.
+    pub(crate) fn saturating_since(self, earlier: Deadline) -> Duration {
+        Duration::from_nanos(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
 
     pub(crate) fn is_some(self) -> bool {
@@ -75,7 +108,7 @@ pub(crate) struct Budget(u64);
 impl Budget {
     pub(crate) fn new(budget: Option<Duration>) -> Budget {
         Budget(budget.map_or(0, |b| {
-            u64::try_from(b.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(1))
+            nanos(b).map_or(u64::MAX, |n| n.unsigned_abs().saturating_add(1))
         }))
     }
 
@@ -108,6 +141,23 @@ mod tests {
         assert!(Deadline::new(Some(now)).passed_at(now));
         assert!(!Deadline::new(Some(now + hour)).passed_at(now));
         assert!(Deadline::new(Some(now)) < Deadline::new(Some(now + hour)));
+        let start = Deadline::new(Some(now));
+        assert_eq!(start.after(hour).get(), Some(now + hour));
+        assert_eq!(start.after(hour).saturating_since(start), hour);
+        assert_eq!(start.saturating_since(start.after(hour)), Duration::ZERO);
+    }
+
+    #[test]
+    fn deadlines_too_far_ahead_are_none() {
+        let now = Deadline::now();
+        assert_eq!(now.after(Duration::MAX), Deadline::NONE);
+        assert_eq!(
+            now.after(Duration::from_secs(300 * 365 * 86_400)),
+            Deadline::NONE
+        );
+        assert_eq!(Deadline::NONE.after(Duration::ZERO), Deadline::NONE);
+        let far = Instant::now() + Duration::from_secs(300 * 365 * 86_400);
+        assert_eq!(Deadline::new(Some(far)), Deadline::NONE);
     }
 
     #[test]

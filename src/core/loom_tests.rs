@@ -12,7 +12,7 @@ use super::{Callback, Entry, Meta, Node};
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
-    Arc::new(Node::new(parent, None, None, meta))
+    Arc::new(Node::new(parent, super::Deadline::NONE, None, meta))
 }
 
 struct Flag(AtomicUsize);

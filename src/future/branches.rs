@@ -16,12 +16,11 @@ use std::task::{Context as TaskContext, Poll};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::cancel::CancelHandle;
 use crate::context::{Context, Limit};
 use crate::core::Cause;
-use crate::current;
+use crate::current::Scoped;
 use crate::error::{Reason, FINISHED};
 
 pin_project! {
@@ -29,7 +28,7 @@ pin_project! {
     struct Branch<F> {
         index: usize,
         #[pin]
-        fut: TaskLocalFuture<Context, F>,
+        fut: Scoped<F>,
     }
 }
 
@@ -83,7 +82,7 @@ impl<F: Future> Branches<F> {
         let fut = f(child.clone());
         self.running.push(Branch {
             index,
-            fut: current::scope(child, fut),
+            fut: Scoped::new(child, fut),
         });
         self.handles.push(Some(handle));
     }

@@ -5,11 +5,10 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
 use super::wait::Wait;
 use crate::context::Context;
-use crate::current;
+use crate::current::Scoped;
 use crate::error::Error;
 
 pin_project! {
@@ -52,9 +51,9 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Run<F> {
+        // Holds the context too, current while the future is polled.
         #[pin]
-        fut: TaskLocalFuture<Context, F>,
-        ctx: Context,
+        fut: Scoped<F>,
         #[pin]
         wait: Wait,
     }
@@ -63,8 +62,7 @@ pin_project! {
 impl<F: Future> Run<F> {
     pub(crate) fn new(ctx: Context, fut: F) -> Self {
         Run {
-            fut: current::scope(ctx.clone(), fut),
-            ctx,
+            fut: Scoped::new(ctx, fut),
             wait: Wait::new(),
         }
     }
@@ -74,18 +72,21 @@ impl<F: Future> Future for Run<F> {
     type Output = Result<F::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(output) = this.fut.poll(cx) {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.fut.as_mut().poll(cx) {
+            this.wait.clear();
             return Poll::Ready(Ok(output));
         }
-        this.wait.poll_wait(this.ctx, cx).map(Err)
+        this.wait
+            .poll_wait(this.fut.as_ref().get_ref().context(), cx)
+            .map(Err)
     }
 }
 
 impl<F> std::fmt::Debug for Run<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Run")
-            .field("ctx", &self.ctx)
+            .field("ctx", &self.fut.context())
             .finish_non_exhaustive()
     }
 }

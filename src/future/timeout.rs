@@ -5,39 +5,16 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
-use super::wait::Wait;
-use crate::cancel::CancelHandle;
+use super::wait::{Deadline, Wait};
 use crate::context::Context;
 use crate::core::Cause;
-use crate::current;
+use crate::current::Scoped;
 use crate::error::{Error, FINISHED};
 
-/// Cancels the combinator's child when the combinator finishes or is dropped,
-/// so that nothing started under the child outlives the step.
-#[derive(Debug)]
-struct Finish(Option<CancelHandle>);
-
-/// The references a finished `Timeout` holds to its child: the task-local
-/// slot of the finished future, and the handle.
-const OWN_REFS: usize = 2;
-
-impl Finish {
-    fn now(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.finish(Cause::Reason(&FINISHED), OWN_REFS);
-        }
-    }
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.cancel_for(Cause::Reason(&FINISHED));
-        }
-    }
-}
+/// The references a finished `Timeout` holds to its child: the one in its
+/// [`Scoped`] future.
+const OWN_REFS: usize = 1;
 
 pin_project! {
     /// A future running under its own child context, made by
@@ -88,31 +65,41 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Timeout<F> {
-        // First, so that it is dropped first: the child is canceled before
-        // the future is dropped, and the future's drop code sees why.
-        finish: Finish,
+        // The child lives in the scoped future, which makes it current while
+        // the future is polled: no second copy, so no reference counting on
+        // every step. Only the child's ancestors can cancel it (nobody else
+        // has its handle).
         #[pin]
-        fut: TaskLocalFuture<Context, F>,
-        // The parent's values, to rebuild the child for `context()`: the
-        // node is in the handle, and a second copy of the child would cost
-        // two reference-count operations on every step.
-        values: Context,
+        fut: Scoped<F>,
         #[pin]
         wait: Wait,
+        finished: bool,
+    }
+
+    impl<F> PinnedDrop for Timeout<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Before the fields are dropped: the child is canceled before the
+            // future is, and the future's drop code sees why.
+            let this = this.project();
+            if !*this.finished {
+                if let Some(child) = this.fut.as_ref().get_ref().context().node() {
+                    child.cancel(Some(Cause::Reason(&FINISHED)));
+                }
+            }
+        }
     }
 }
 
 impl<Fut: Future> Timeout<Fut> {
-    pub(crate) fn new<F>((child, handle): (Context, CancelHandle), f: F) -> Self
+    pub(crate) fn new<F>(child: Context, f: F) -> Self
     where
         F: FnOnce(Context) -> Fut,
     {
         let fut = f(child.clone());
         Timeout {
-            values: child.without_cancel(),
-            fut: current::scope(child, fut),
+            fut: Scoped::new(child, fut),
             wait: Wait::new(),
-            finish: Finish(Some(handle)),
+            finished: false,
         }
     }
 }
@@ -136,8 +123,10 @@ impl<F> Timeout<F> {
     ///
     /// `None` once the step has finished.
     pub fn context(&self) -> Option<Context> {
-        let handle = self.finish.0.as_ref()?;
-        Some(self.values.with_node(std::sync::Arc::clone(handle.node())))
+        if self.finished {
+            return None;
+        }
+        Some(self.fut.context().clone())
     }
 }
 
@@ -146,26 +135,41 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(output) = this.fut.poll(cx) {
+        if *this.finished {
+            panic!("`Timeout` polled after it completed");
+        }
+        if let Poll::Ready(output) = this.fut.as_mut().poll(cx) {
             // Stop waiting first: our own waker and timer are not a reason to
             // cancel the child, and must not be woken by it.
-            this.wait.set(Wait::new());
-            this.finish.now();
+            this.wait.clear();
+            *this.finished = true;
+            finish(this.fut.as_ref().get_ref());
             return Poll::Ready(Ok(output));
         }
-        let Some(handle) = this.finish.0.as_ref() else {
+        let Some(child) = this.fut.as_ref().get_ref().context().node() else {
             return Poll::Pending;
         };
         // Only an ancestor can cancel the child (its handle is ours), so the
         // waker goes to the parent and the child needs no wait list.
-        let child = handle.node();
-        match this.wait.poll_wait_via(child, child.parent(), cx) {
+        match this
+            .wait
+            .poll_wait_via(child, child.parent(), Deadline::TimerOnly, cx)
+        {
             Poll::Ready(err) => {
-                this.finish.now();
+                *this.finished = true;
+                finish(this.fut.as_ref().get_ref());
                 Poll::Ready(Err(err))
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// Cancels the child of a step that has ended, so that nothing started under
+/// it outlives the step, unless nobody could tell.
+fn finish<F>(fut: &Scoped<F>) {
+    if let Some(child) = fut.context().node() {
+        child.finish(Cause::Reason(&FINISHED), OWN_REFS);
     }
 }
 

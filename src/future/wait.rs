@@ -34,6 +34,19 @@ impl Drop for Registration {
     }
 }
 
+/// How a waiter watches its deadline before its timer is armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// Read the clock on the first poll, so that a deadline that has passed
+    /// is reported at once: what a `select!` on `done()` expects.
+    CheckFirst,
+    /// Leave it to the timer from the first poll on, as
+    /// `tokio::time::timeout` does: a deadline that has passed is reported
+    /// when the timer fires, at once or on the timer driver's next tick.
+    /// Saves a clock read on every step that waits.
+    TimerOnly,
+}
+
 pin_project! {
     /// The state of one waiter: its registration and its lazily armed timer.
     #[derive(Debug)]
@@ -52,6 +65,18 @@ impl Wait {
         Wait {
             registration: None,
             sleep: None,
+        }
+    }
+
+    /// Stops waiting: removes the registration and the timer, if any.
+    #[inline]
+    pub(crate) fn clear(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.registration.is_some() {
+            *this.registration = None;
+        }
+        if this.sleep.is_some() {
+            *this.sleep = None;
         }
     }
 
@@ -75,7 +100,7 @@ impl Wait {
         node: &Arc<Node>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        self.poll_wait_via(node, Some(node), cx)
+        self.poll_wait_via(node, Some(node), Deadline::CheckFirst, cx)
     }
 
     /// Waits for `node` to end, with the waker registered on `register_on`.
@@ -89,12 +114,13 @@ impl Wait {
         self: Pin<&mut Self>,
         node: &Arc<Node>,
         register_on: Option<&Arc<Node>>,
+        deadline: Deadline,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
         let this = self.project();
         // Once the timer is armed the deadline is its business: only a
         // cancellation needs checking, without a clock read.
-        let ended = if this.sleep.is_some() {
+        let ended = if deadline == Deadline::TimerOnly || this.sleep.is_some() {
             node.is_canceled()
         } else {
             node.is_done()

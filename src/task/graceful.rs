@@ -9,11 +9,10 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Sleep;
 
 use crate::context::Context;
-use crate::current;
+use crate::current::Scoped;
 use crate::error::Error;
 use crate::future::wait::Wait;
 
@@ -46,9 +45,9 @@ pin_project! {
     /// cleanly on its own; then it resolves to the context's error, and the
     /// future is dropped with it.
     pub(crate) struct Graceful<F> {
+        // Holds the context too, current while the future is polled.
         #[pin]
-        fut: TaskLocalFuture<Context, F>,
-        ctx: Context,
+        fut: Scoped<F>,
         #[pin]
         wait: Wait,
         grace: Arc<Grace>,
@@ -61,8 +60,7 @@ pin_project! {
 impl<F: Future> Graceful<F> {
     pub(crate) fn new(ctx: Context, fut: F, grace: Arc<Grace>) -> Self {
         Graceful {
-            fut: current::scope(ctx.clone(), fut),
-            ctx,
+            fut: Scoped::new(ctx, fut),
             wait: Wait::new(),
             grace,
             ended: None,
@@ -76,11 +74,14 @@ impl<F: Future> Future for Graceful<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(output) = this.fut.poll(cx) {
+        if let Poll::Ready(output) = this.fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));
         }
         if this.ended.is_none() {
-            match this.wait.poll_wait(this.ctx, cx) {
+            match this
+                .wait
+                .poll_wait(this.fut.as_ref().get_ref().context(), cx)
+            {
                 Poll::Ready(err) => {
                     *this.ended = Some(err);
                     let grace = this.grace.get();
