@@ -243,6 +243,7 @@ impl Context {
         self.with_node(self.derive_node(name, limit, location))
     }
 
+    #[inline]
     fn derive_node(
         &self,
         name: Option<Cow<'static, str>>,

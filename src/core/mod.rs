@@ -266,6 +266,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// Derives a node below `parent` (a new root when `None`).
+    #[inline]
     pub(crate) fn new(
         parent: Option<&Arc<Node>>,
         requested: Deadline,
@@ -611,11 +612,15 @@ impl Node {
     }
 
     /// Removes this node's entry from its parent's wait list (invariant 4).
+    #[inline]
     fn unlink(&mut self) {
         // Only a node that something registered on can be linked.
-        if !self.ever_awaited() {
-            return;
+        if self.ever_awaited() {
+            self.unlink_awaited();
         }
+    }
+
+    fn unlink_awaited(&mut self) {
         let link = lock(&self.shared)
             .as_mut()
             .map_or(Link::Unlinked, |shared| mem::take(&mut shared.link));
