@@ -2,15 +2,18 @@
 //!
 //! Every node stores its effective deadline and the budget it was asked for.
 //! As `Option<Instant>` and `Option<Duration>` they take 16 bytes each, a
-//! quarter of the node; here they take 8. A deadline is kept as signed
-//! nanoseconds from a process-wide origin (the first instant ever stored),
-//! which spans about 292 years either side of it; a budget as nanoseconds.
-//! Both are exact within those spans. A deadline further ahead is no
-//! deadline (as an `Instant` that overflows is), one further back has
-//! passed; a budget beyond 584 years reads back as `Duration::MAX`.
+//! quarter of the node; here they take 8. A deadline is kept as the whole
+//! seconds (signed) and nanoseconds since a process-wide origin (the first
+//! instant ever stored), packed so that integer order is time order; that
+//! spans about 272 years either side of the origin, exactly. A deadline
+//! further ahead is no deadline (as an `Instant` that overflows is), one
+//! further back has passed. A budget is kept as nanoseconds; one beyond 584
+//! years reads back as `Duration::MAX`.
 //!
-//! Converting an `Instant` costs a subtraction, so a timeout is added to the
-//! converted current instant rather than to an `Instant`.
+//! The packing keeps the hot conversion, back to an `Instant` for a clock
+//! comparison, to an addition without a division. Converting an `Instant`
+//! costs a subtraction, so a timeout is added to the converted current
+//! instant rather than to an `Instant`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -20,29 +23,45 @@ use tokio::time::Instant;
 /// The instant every stored deadline is measured from.
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
+#[inline]
 fn origin() -> Instant {
     *ORIGIN.get_or_init(Instant::now)
 }
 
-/// An optional deadline in eight bytes.
+const NANOS_PER_SEC: u32 = 1_000_000_000;
+/// Nanoseconds take the low 30 bits (10^9 < 2^30), seconds the rest.
+const NANOS_BITS: u32 = 30;
+const NANOS_MASK: i64 = (1 << NANOS_BITS) - 1;
+/// The most seconds either way that fit above the nanoseconds, with
+/// `i64::MIN` left free for `NONE`.
+const MAX_SECS: i64 = (1 << (63 - NANOS_BITS)) - 1;
+
+/// An optional deadline in eight bytes: `secs << 30 | nanos` after the
+/// origin, where `secs` may be negative and `nanos` is below a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Deadline(i64);
-
-/// `d` in nanoseconds, if that fits an `i64` (about 292 years).
-fn nanos(d: Duration) -> Option<i64> {
-    // Two 64-bit operations instead of `as_nanos`' 128-bit product.
-    i64::try_from(d.as_secs())
-        .ok()?
-        .checked_mul(1_000_000_000)?
-        .checked_add(i64::from(d.subsec_nanos()))
-}
 
 impl Deadline {
     /// No deadline. Below every stored deadline, so `min` cannot be used
     /// across it: compare with [`Deadline::is_some`] first.
     pub(crate) const NONE: Deadline = Deadline(i64::MIN);
 
-    /// The deadline `at`. One too far ahead to represent (about 292 years
+    /// The earliest deadline stored: every deadline further back has passed
+    /// just as surely.
+    const EARLIEST: Deadline = Deadline(-MAX_SECS << NANOS_BITS);
+
+    fn pack(secs: i64, nanos: u32) -> Option<Deadline> {
+        (-MAX_SECS..=MAX_SECS)
+            .contains(&secs)
+            .then(|| Deadline(secs << NANOS_BITS | i64::from(nanos)))
+    }
+
+    fn unpack(self) -> (i64, u32) {
+        // Masked to 30 bits, the nanoseconds always fit.
+        (self.0 >> NANOS_BITS, (self.0 & NANOS_MASK) as u32)
+    }
+
+    /// The deadline `at`. One too far ahead to represent (about 272 years
     /// after the origin) is no deadline, as for `Instant::checked_add`.
     pub(crate) fn new(at: Option<Instant>) -> Deadline {
         let Some(at) = at else {
@@ -50,10 +69,21 @@ impl Deadline {
         };
         let origin = origin();
         match at.checked_duration_since(origin) {
-            Some(after) => nanos(after).map_or(Deadline::NONE, Deadline),
-            // As far back, it has passed anyway: the earliest stored value
-            // (i64::MIN is NONE) says as much.
-            None => Deadline(nanos(origin.duration_since(at)).map_or(i64::MIN + 1, |n| -n)),
+            Some(after) => i64::try_from(after.as_secs())
+                .ok()
+                .and_then(|secs| Deadline::pack(secs, after.subsec_nanos()))
+                .unwrap_or(Deadline::NONE),
+            None => {
+                // Before the origin: whole seconds rounded down, so that
+                // the nanoseconds stay positive.
+                let before = origin.duration_since(at);
+                let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                let packed = match before.subsec_nanos() {
+                    0 => Deadline::pack(-secs, 0),
+                    nanos => Deadline::pack(-secs - 1, NANOS_PER_SEC - nanos),
+                };
+                packed.unwrap_or(Deadline::EARLIEST)
+            }
         }
     }
 
@@ -64,32 +94,57 @@ impl Deadline {
 
     /// The deadline `d` after this one; none if that is too far ahead.
     pub(crate) fn after(self, d: Duration) -> Deadline {
-        match nanos(d).and_then(|d| self.0.checked_add(d)) {
-            Some(at) if self.is_some() => Deadline(at),
-            _ => Deadline::NONE,
+        if !self.is_some() {
+            return Deadline::NONE;
         }
+        let (secs, nanos) = self.unpack();
+        let nanos = nanos + d.subsec_nanos();
+        let (carry, nanos) = if nanos >= NANOS_PER_SEC {
+            (1, nanos - NANOS_PER_SEC)
+        } else {
+            (0, nanos)
+        };
+        i64::try_from(d.as_secs())
+            .ok()
+            .and_then(|d| secs.checked_add(d))
+            .and_then(|secs| Deadline::pack(secs + carry, nanos))
+            .unwrap_or(Deadline::NONE)
     }
 
     /// The time from `earlier` to this deadline, zero if it is not later.
     pub(crate) fn saturating_since(self, earlier: Deadline) -> Duration {
-        Duration::from_nanos(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+        if self <= earlier {
+            return Duration::ZERO;
+        }
+        let ((secs, nanos), (earlier_secs, earlier_nanos)) = (self.unpack(), earlier.unpack());
+        let (secs, nanos) = if nanos >= earlier_nanos {
+            (secs - earlier_secs, nanos - earlier_nanos)
+        } else {
+            (secs - earlier_secs - 1, nanos + NANOS_PER_SEC - earlier_nanos)
+        };
+        // Both within MAX_SECS of the origin, and later: no overflow.
+        Duration::new(secs.unsigned_abs(), nanos)
     }
 
+    #[inline]
     pub(crate) fn is_some(self) -> bool {
         self != Deadline::NONE
     }
 
+    #[inline]
     pub(crate) fn get(self) -> Option<Instant> {
         if !self.is_some() {
             return None;
         }
-        // A stored offset came from a real instant: it converts back exactly.
-        let origin = origin();
-        let offset = Duration::from_nanos(self.0.unsigned_abs());
-        if self.0 >= 0 {
-            origin.checked_add(offset)
+        let (secs, nanos) = self.unpack();
+        // A stored deadline came from a real instant: it converts back
+        // exactly, and without a division.
+        if secs >= 0 {
+            origin().checked_add(Duration::new(secs.unsigned_abs(), nanos))
         } else {
-            origin.checked_sub(offset)
+            origin()
+                .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+                .checked_add(Duration::new(0, nanos))
         }
     }
 
@@ -108,7 +163,7 @@ pub(crate) struct Budget(u64);
 impl Budget {
     pub(crate) fn new(budget: Option<Duration>) -> Budget {
         Budget(budget.map_or(0, |b| {
-            nanos(b).map_or(u64::MAX, |n| n.unsigned_abs().saturating_add(1))
+            u64::try_from(b.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(1))
         }))
     }
 
@@ -145,6 +200,10 @@ mod tests {
         assert_eq!(start.after(hour).get(), Some(now + hour));
         assert_eq!(start.after(hour).saturating_since(start), hour);
         assert_eq!(start.saturating_since(start.after(hour)), Duration::ZERO);
+        let past = Deadline::new(Some(now - Duration::from_millis(2500)));
+        assert!(past < start);
+        assert_eq!(start.saturating_since(past), Duration::from_millis(2500));
+        assert_eq!(past.after(Duration::from_millis(2500)), start);
     }
 
     #[test]
