@@ -12,6 +12,7 @@
 use std::future::{ready, Future};
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::task::{Context as TaskContext, Poll};
 use std::thread;
@@ -278,10 +279,11 @@ fn cancel_wide(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let (root, cancel) = Context::background().child();
+                    let started = Arc::new(AtomicUsize::new(0));
                     let waiters: Vec<_> = (0..1_000)
-                        .map(|_| tokio::spawn(root.child().0.done_owned()))
+                        .map(|_| spawn_waiter(&started, root.child().0.done_owned()))
                         .collect();
-                    tokio::task::yield_now().await;
+                    all_started(&started, 1_000).await;
                     let start = StdInstant::now();
                     cancel.cancel();
                     for waiter in waiters {
@@ -299,10 +301,11 @@ fn cancel_wide(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let root = CancellationToken::new();
+                    let started = Arc::new(AtomicUsize::new(0));
                     let waiters: Vec<_> = (0..1_000)
-                        .map(|_| tokio::spawn(root.child_token().cancelled_owned()))
+                        .map(|_| spawn_waiter(&started, root.child_token().cancelled_owned()))
                         .collect();
-                    tokio::task::yield_now().await;
+                    all_started(&started, 1_000).await;
                     let start = StdInstant::now();
                     root.cancel();
                     for waiter in waiters {
@@ -315,6 +318,26 @@ fn cancel_wide(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Spawns a task that counts itself in `started` and then awaits `wait`,
+/// in the same poll: once the count is complete, every task is waiting.
+fn spawn_waiter<W>(started: &Arc<AtomicUsize>, wait: W) -> tokio::task::JoinHandle<W::Output>
+where
+    W: Future + Send + 'static,
+    W::Output: Send + 'static,
+{
+    let started = Arc::clone(started);
+    tokio::spawn(async move {
+        started.fetch_add(1, Ordering::Relaxed);
+        wait.await
+    })
+}
+
+async fn all_started(started: &AtomicUsize, count: usize) {
+    while started.load(Ordering::Relaxed) < count {
+        tokio::task::yield_now().await;
+    }
 }
 
 fn values(c: &mut Criterion) {
