@@ -33,9 +33,25 @@ use crate::core::{Cause, Node};
 /// assert!(err.is_canceled());
 /// assert_eq!(err.to_string(), "canceled: client went away");
 /// ```
-#[derive(Clone)]
 pub struct CancelHandle {
     node: Arc<Node>,
+}
+
+impl Clone for CancelHandle {
+    fn clone(&self) -> Self {
+        self.node.handle_cloned();
+        CancelHandle {
+            node: Arc::clone(&self.node),
+        }
+    }
+}
+
+impl Drop for CancelHandle {
+    fn drop(&mut self) {
+        // Lets waiters on the context wait on the nearest ancestor that can
+        // still be canceled instead (invariant 9 of the core).
+        self.node.handle_dropped();
+    }
 }
 
 impl CancelHandle {

@@ -96,3 +96,60 @@ fn dropping_a_handle_neither_cancels_nor_keeps_anything_alive() {
     drop(cancel);
     assert!(!ctx.is_done());
 }
+
+// Once a context's only handle is gone, a task waiting on it waits on the
+// nearest ancestor that can still be canceled instead. These pin down that
+// no wakeup is lost on the way.
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_on_a_context_without_handle_wakes_when_an_ancestor_is_canceled() {
+    let (request, cancel) = Context::background().child();
+    let (middle, middle_handle) = request.child();
+    let (leaf, leaf_handle) = middle.child();
+    drop((middle_handle, leaf_handle));
+    let mut done = tokio_test::task::spawn(leaf.done());
+    assert!(done.poll().is_pending());
+    cancel.cancel_with("client went away");
+    assert!(done.is_woken());
+    let err = tokio_test::assert_ready!(done.poll());
+    assert_eq!(err.to_string(), "canceled: client went away");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cloned_handle_still_wakes_waiters_after_the_other_clone_is_dropped() {
+    let (ctx, cancel) = Context::background().child();
+    let kept = cancel.clone();
+    drop(cancel);
+    let mut done = tokio_test::task::spawn(ctx.done());
+    assert!(done.poll().is_pending());
+    kept.cancel_with("stop");
+    assert!(done.is_woken());
+    assert_eq!(
+        tokio_test::assert_ready!(done.poll()).to_string(),
+        "canceled: stop"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_dropped_while_a_task_waits_loses_no_wakeup() {
+    let (request, cancel) = Context::background().child();
+    let (ctx, handle) = request.child();
+    let mut done = tokio_test::task::spawn(ctx.done());
+    assert!(done.poll().is_pending());
+    drop(handle);
+    assert!(done.poll().is_pending());
+    cancel.cancel();
+    assert!(done.is_woken());
+    assert!(tokio_test::assert_ready!(done.poll()).is_canceled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_root_without_handle_ends_only_at_its_deadline() {
+    let (ctx, handle) = Context::background().child_with_timeout(std::time::Duration::from_secs(1));
+    drop(handle);
+    let mut done = tokio_test::task::spawn(ctx.done());
+    assert!(done.poll().is_pending());
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    assert!(done.is_woken());
+    assert!(tokio_test::assert_ready!(done.poll()).is_deadline_exceeded());
+}

@@ -120,7 +120,10 @@ impl Deadline {
         let (secs, nanos) = if nanos >= earlier_nanos {
             (secs - earlier_secs, nanos - earlier_nanos)
         } else {
-            (secs - earlier_secs - 1, nanos + NANOS_PER_SEC - earlier_nanos)
+            (
+                secs - earlier_secs - 1,
+                nanos + NANOS_PER_SEC - earlier_nanos,
+            )
         };
         // Both within MAX_SECS of the origin, and later: no overflow.
         Duration::new(secs.unsigned_abs(), nanos)

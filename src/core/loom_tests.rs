@@ -97,3 +97,32 @@ fn loom_concurrent_cancels_record_once_and_fire_once() {
         assert_eq!(fired.load(Ordering::SeqCst), 1);
     });
 }
+
+#[test]
+fn loom_a_handle_dropped_during_a_registration_loses_no_wakeup() {
+    // Invariant 9: whether the waiter registers on the leaf (handle still
+    // there) or on the root (handle gone), the root's cancellation reaches it.
+    loom::model(|| {
+        let root = node(None);
+        let leaf = node(Some(&root));
+        let flag = Arc::new(Flag(AtomicUsize::new(0)));
+
+        let dropper = {
+            let leaf = Arc::clone(&leaf);
+            thread::spawn(move || leaf.handle_dropped())
+        };
+        let canceler = {
+            let root = Arc::clone(&root);
+            thread::spawn(move || {
+                root.cancel(None);
+            })
+        };
+        match leaf.wait_target() {
+            Some(target) => register(target, &flag),
+            None => unreachable!("the root keeps its handle"),
+        }
+        dropper.join().unwrap();
+        canceler.join().unwrap();
+        assert_eq!(flag.0.load(Ordering::SeqCst), 1);
+    });
+}

@@ -52,6 +52,13 @@
 //!    found none of its ancestors canceled (or one its parent vouched for at
 //!    derivation), so while the epoch has not moved, that walk need not be
 //!    repeated: a live check is O(1) at any depth.
+//! 9. Only a cancel handle cancels a node directly, except the child of a
+//!    step, which has no handle and is canceled by the step. `HANDLE_GONE`
+//!    is set when a node's only handle is dropped (a cloned handle sets
+//!    `HANDLE_SHARED` instead, for good). A node with `HANDLE_GONE` can only
+//!    end through an ancestor or its deadline, so a waiter on it registers
+//!    on the nearest ancestor that can still be canceled, and the node needs
+//!    no wait list of its own.
 
 mod deadline;
 mod slab;
@@ -65,7 +72,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::Reason;
+use crate::error::{Error, Reason};
 use crate::loom::{lock, AtomicU64, Mutex, Ordering};
 use deadline::Budget;
 pub(crate) use deadline::Deadline;
@@ -99,12 +106,17 @@ const HAS_DEADLINE: u64 = 1 << 5;
 const OWN_DEADLINE: u64 = 1 << 6;
 /// Fixed at derivation: the node has a name, kept in its `Shared`.
 const NAMED: u64 = 1 << 7;
-/// The flag bits; the epoch sits above them. 56 bits of epoch wrap after
-/// 7 * 10^16 cancellations, decades at any rate a process can reach.
+/// The node's cancel handle was cloned: there may be several (invariant 9).
+const HANDLE_SHARED: u64 = 1 << 8;
+/// The node's only cancel handle was dropped: nothing can cancel the node
+/// itself any more, only its ancestors can end it (invariant 9).
+const HANDLE_GONE: u64 = 1 << 9;
+/// The flag bits; the epoch sits above them. 54 bits of epoch wrap after
+/// 1.8 * 10^16 cancellations, centuries at any rate a process sustains.
 #[cfg(not(tokio_ctx_loom))]
-const FLAGS: u64 = 0xff;
+const FLAGS: u64 = 0x3ff;
 #[cfg(not(tokio_ctx_loom))]
-const EPOCH_SHIFT: u32 = 8;
+const EPOCH_SHIFT: u32 = 10;
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -150,6 +162,10 @@ impl Meta {
 struct Record {
     cause: Option<Cause>,
     at: Instant,
+    /// The error every descendant of the node reports for this record, made
+    /// by the first one that asks: when a request with a thousand waiters
+    /// is canceled, they share one error instead of building one each.
+    below: Option<Error>,
 }
 
 /// Whether and where a node is linked into its parent's wait list (invariant 4).
@@ -246,8 +262,16 @@ fn shared_mut(slot: &mut SharedSlot) -> &mut Shared {
 /// How a node ended, as seen from that node.
 #[derive(Debug)]
 pub(crate) enum Ending<'a> {
-    Canceled { by: &'a Node, cause: Option<Cause> },
-    DeadlineExceeded { by: &'a Node },
+    /// Canceled itself.
+    Canceled {
+        by: &'a Node,
+        cause: Option<Cause>,
+    },
+    /// Canceled through an ancestor: the error all its descendants share.
+    CanceledAbove(Error),
+    DeadlineExceeded {
+        by: &'a Node,
+    },
 }
 
 /// The shared state behind every clone of one derived context.
@@ -432,14 +456,11 @@ impl Node {
     /// is only recorded while it is not yet done, invariant 2), and the
     /// deadline wins over a record made at or after it.
     pub(crate) fn ending(&self) -> Option<Ending<'_>> {
-        let mut record = None;
         let mut node = self;
         loop {
             if node.state.load(Ordering::Acquire) & CANCELED != 0 {
-                let shared = lock(&node.shared);
-                if let Some(r) = shared.as_ref().and_then(|shared| shared.record.as_ref()) {
-                    record = Some((node, r.cause.clone(), r.at));
-                    break;
+                if let Some(ending) = self.ending_by_record_of(node) {
+                    return Some(ending);
                 }
             }
             match &node.parent {
@@ -447,15 +468,31 @@ impl Node {
                 None => break,
             }
         }
-        let expired = |at: Instant| self.deadline.passed_at(at);
-        match record {
-            Some((_, _, at)) if expired(at) => Some(self.deadline_exceeded()),
-            Some((by, cause, _)) => Some(Ending::Canceled { by, cause }),
-            None if self.deadline.is_some() && expired(Instant::now()) => {
-                Some(self.deadline_exceeded())
-            }
-            None => None,
+        if self.deadline.passed_at(Instant::now()) {
+            return Some(self.deadline_exceeded());
         }
+        None
+    }
+
+    /// How this node ended given the cancellation record of `by` (itself or
+    /// an ancestor), if `by` holds one.
+    fn ending_by_record_of<'a>(&'a self, by: &'a Node) -> Option<Ending<'a>> {
+        let mut slot = lock(&by.shared);
+        let Shared { record, name, .. } = &mut **slot.as_mut()?;
+        let Record { cause, at, below } = record.as_mut()?;
+        if self.deadline.passed_at(*at) {
+            drop(slot);
+            return Some(self.deadline_exceeded());
+        }
+        if std::ptr::eq(self, by) {
+            return Some(Ending::Canceled {
+                by,
+                cause: cause.clone(),
+            });
+        }
+        let error =
+            below.get_or_insert_with(|| Error::canceled_above(by, cause.clone(), name.clone()));
+        Some(Ending::CanceledAbove(error.clone()))
     }
 
     pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
@@ -507,13 +544,43 @@ impl Node {
                 cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
-            shared.record = Some(Record { cause, at: now });
+            shared.record = Some(Record {
+                cause,
+                at: now,
+                below: None,
+            });
             self.state.fetch_or(CANCELED, Ordering::Release);
         }
         #[cfg(not(tokio_ctx_loom))]
         EPOCH.fetch_add(1, std::sync::atomic::Ordering::Release);
         close_subtree(Arc::clone(self));
         true
+    }
+
+    /// Records that a second cancel handle exists (invariant 9).
+    pub(crate) fn handle_cloned(&self) {
+        self.state.fetch_or(HANDLE_SHARED, Ordering::Relaxed);
+    }
+
+    /// Records that a cancel handle was dropped: if it was the only one,
+    /// nothing can cancel this node directly any more (invariant 9).
+    #[inline]
+    pub(crate) fn handle_dropped(&self) {
+        if self.state.load(Ordering::Relaxed) & HANDLE_SHARED == 0 {
+            self.state.fetch_or(HANDLE_GONE, Ordering::Relaxed);
+        }
+    }
+
+    /// Where a waiter on this node registers: the node itself, or the
+    /// nearest ancestor that can still be canceled directly when nothing
+    /// else can cancel this one (invariant 9). `None` when no node on the
+    /// way up can be canceled: only a deadline can end this one.
+    pub(crate) fn wait_target(self: &Arc<Self>) -> Option<&Arc<Node>> {
+        let mut node = self;
+        while node.state.load(Ordering::Acquire) & HANDLE_GONE != 0 {
+            node = node.parent.as_ref()?;
+        }
+        Some(node)
     }
 
     /// Cancels on behalf of a combinator that is done with this node, unless

@@ -76,6 +76,7 @@ impl Error {
     pub(crate) fn from_ending(asked: &Node, ending: Ending<'_>) -> Self {
         let (kind, by) = match ending {
             Ending::Canceled { by, cause } => (Kind::Canceled(cause), by),
+            Ending::CanceledAbove(error) => return error,
             Ending::DeadlineExceeded { by } => (Kind::DeadlineExceeded, by),
         };
         Error {
@@ -85,6 +86,25 @@ impl Error {
                 location: by.meta.location,
                 budget: by.meta.budget(),
                 own: std::ptr::eq(asked, by),
+            }),
+        }
+    }
+
+    /// The error the descendants of `by` report when `by` was canceled
+    /// (never their own); `name` is `by`'s, read by the caller, which holds
+    /// `by`'s lock.
+    pub(crate) fn canceled_above(
+        by: &Node,
+        cause: Option<Cause>,
+        name: Option<Cow<'static, str>>,
+    ) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                kind: Kind::Canceled(cause),
+                name,
+                location: by.meta.location,
+                budget: by.meta.budget(),
+                own: false,
             }),
         }
     }

@@ -100,7 +100,7 @@ impl Wait {
         node: &Arc<Node>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        self.poll_wait_via(node, Some(node), Deadline::CheckFirst, cx)
+        self.poll_wait_via(node, node.wait_target(), Deadline::CheckFirst, cx)
     }
 
     /// Waits for `node` to end, with the waker registered on `register_on`.
