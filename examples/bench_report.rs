@@ -5,8 +5,12 @@
 //! ```text
 //! cargo bench --bench peers
 //! cargo run --release --example bench_report            # reads target/criterion
-//! cargo run --release --example bench_report -- DIR     # or another criterion directory
+//! cargo run --release --example bench_report -- DIR...  # other criterion directories
 //! ```
+//!
+//! Given several directories (copies of `target/criterion` from separate
+//! runs), it reports the median over the runs of each figure, and the range
+//! of the ratio: on a noisy machine one run can be off by a third.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -60,32 +64,71 @@ fn show(ns: f64) -> String {
     }
 }
 
+/// The middle value (the mean of the two middle ones for an even count).
+fn middle(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        n if n % 2 == 1 => Some(values[n / 2]),
+        n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
 fn main() -> ExitCode {
-    let root = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/criterion"));
-    if !root.is_dir() {
+    let mut roots: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    if roots.is_empty() {
+        roots.push(PathBuf::from("target/criterion"));
+    }
+    if let Some(root) = roots.iter().find(|root| !root.is_dir()) {
         eprintln!(
             "no criterion results in {}: run `cargo bench --bench peers` first",
             root.display()
         );
         return ExitCode::FAILURE;
     }
-    println!("| case | ours | peer | ratio | target | met |");
-    println!("|---|---|---|---|---|---|");
+    let runs = roots.len();
+    if runs > 1 {
+        println!("Medians of {runs} runs; the range is the lowest and highest ratio.\n");
+        println!("| case | ours | peer | ratio | range | target | met |");
+        println!("|---|---|---|---|---|---|---|");
+    } else {
+        println!("| case | ours | peer | ratio | target | met |");
+        println!("|---|---|---|---|---|---|");
+    }
     let mut missing = 0;
     for (case, target) in CASES {
-        let group = root.join(case);
-        let Some(ours) = median(&group.join("ours")) else {
+        let groups: Vec<PathBuf> = roots.iter().map(|root| root.join(case)).collect();
+        let of = |side: &str| -> Vec<f64> {
+            groups
+                .iter()
+                .filter_map(|group| median(&group.join(side)))
+                .collect()
+        };
+        let (ours_runs, peer_runs) = (of("ours"), of("peer"));
+        let Some(ours) = middle(ours_runs.clone()) else {
             println!("| {case} | (not run) | | | | |");
             missing += 1;
             continue;
         };
-        let peer = median(&group.join("peer"));
+        let ratios: Vec<f64> = groups
+            .iter()
+            .filter_map(|group| Some(median(&group.join("ours"))? / median(&group.join("peer"))?))
+            .collect();
+        let range = match (
+            ratios.iter().copied().reduce(f64::min),
+            ratios.iter().copied().reduce(f64::max),
+        ) {
+            (Some(low), Some(high)) if runs > 1 => format!(" {low:.2}–{high:.2} |"),
+            _ if runs > 1 => " |".to_string(),
+            _ => String::new(),
+        };
+        let peer = middle(peer_runs);
         let (peer_cell, ratio_cell, target_cell, met) = match (peer, target) {
             (Some(peer), Target::Ratio(limit)) => {
-                let ratio = ours / peer;
+                // The median of the per-run ratios: each ratio pairs two
+                // figures taken minutes apart, not hours.
+                let ratio = middle(ratios).unwrap_or(ours / peer);
                 (
                     show(peer),
                     format!("{ratio:.2}"),
@@ -103,7 +146,7 @@ fn main() -> ExitCode {
         };
         let met = if met { "yes" } else { "no" };
         println!(
-            "| {case} | {} | {peer_cell} | {ratio_cell} | {target_cell} | {met} |",
+            "| {case} | {} | {peer_cell} | {ratio_cell} |{range} {target_cell} | {met} |",
             show(ours)
         );
     }
