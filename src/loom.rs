@@ -2,8 +2,9 @@
 //! loom's, so that the concurrency core can be model-checked unchanged.
 //!
 //! Only the types whose interleavings matter are switched: the node's state
-//! word and its lock. Reference counting stays on `std::sync::Arc`, which
-//! loom does not model and which the core treats as plain ownership.
+//! word and its lock, and the lazily allocated box that holds the lock.
+//! Reference counting stays on `std::sync::Arc`, which loom does not model
+//! and which the core treats as plain ownership.
 
 #[cfg(not(tokio_ctx_loom))]
 pub(crate) use std::sync::{
@@ -35,4 +36,51 @@ pub(crate) fn lock_std<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A value allocated the first time it is needed and never moved or freed
+/// before its owner: the wait state of a node.
+///
+/// Under loom it is allocated up front instead: loom models the locks and
+/// atomics inside the value, and an eager box has the same interleavings
+/// without a `OnceLock` that loom cannot see into.
+#[derive(Debug)]
+pub(crate) struct Lazy<T>(
+    #[cfg(not(tokio_ctx_loom))] std::sync::OnceLock<Box<T>>,
+    #[cfg(tokio_ctx_loom)] Box<T>,
+);
+
+impl<T: Default> Lazy<T> {
+    /// Empty, until [`get_or_default`](Self::get_or_default).
+    pub(crate) fn new() -> Self {
+        #[cfg(not(tokio_ctx_loom))]
+        return Lazy(std::sync::OnceLock::new());
+        #[cfg(tokio_ctx_loom)]
+        return Lazy(Box::default());
+    }
+
+    /// Holding `value` from the start.
+    pub(crate) fn with(value: T) -> Self {
+        #[cfg(not(tokio_ctx_loom))]
+        return Lazy(std::sync::OnceLock::from(Box::new(value)));
+        #[cfg(tokio_ctx_loom)]
+        return Lazy(Box::new(value));
+    }
+
+    /// The value, if it was allocated.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        #[cfg(not(tokio_ctx_loom))]
+        return self.0.get().map(|value| &**value);
+        #[cfg(tokio_ctx_loom)]
+        return Some(&self.0);
+    }
+
+    /// The value, allocated with its default now if it was not yet.
+    pub(crate) fn get_or_default(&self) -> &T {
+        #[cfg(not(tokio_ctx_loom))]
+        return self.0.get_or_init(Box::default);
+        #[cfg(tokio_ctx_loom)]
+        return &self.0;
+    }
 }

@@ -15,6 +15,9 @@ fn contexts_and_handles_cross_threads_and_tasks() {
     assert_send_sync_static::<tokio_ctx::DoneOwned>();
     assert_send_sync_static::<tokio_ctx::OnDone>();
     assert_send_sync_static::<tokio_ctx::CancelGuard>();
+    // A handle moved into `catch_unwind` needs no `AssertUnwindSafe`.
+    fn assert_unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    assert_unwind_safe::<CancelHandle>();
     fn assert_send<T: Send>(_: &T) {}
     let ctx = Context::background();
     assert_send(&ctx.done());

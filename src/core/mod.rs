@@ -28,7 +28,8 @@
 //!    node named by an expiry is the one whose own limit actually bound it.
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
 //!    node's lock by a `cancel` that found the node not done, and never removed.
-//!    The `CANCELED` bit is set after the record is written.
+//!    The `CANCELED` bit is set after the record is written, so a reader that
+//!    saw the bit reads the record without the lock.
 //! 3. The `CLOSED` bit is set under the node's lock when the node or one of
 //!    its ancestors is canceled, in the same critical section that takes the
 //!    node's wait list. It is never cleared, and a closed node accepts no
@@ -66,14 +67,14 @@ mod slab;
 use std::borrow::Cow;
 use std::mem;
 use std::panic::Location;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::error::{Error, Reason};
-use crate::loom::{lock, AtomicU64, Mutex, Ordering};
+use crate::loom::{lock, AtomicU64, Lazy, Mutex, Ordering};
 use deadline::Budget;
 pub(crate) use deadline::Deadline;
 pub(crate) use slab::Slab;
@@ -104,19 +105,17 @@ const HAS_DEADLINE: u64 = 1 << 5;
 /// Fixed at derivation: the effective deadline is the node's own, not
 /// inherited (invariant 1).
 const OWN_DEADLINE: u64 = 1 << 6;
-/// Fixed at derivation: the node has a name, kept in its `Shared`.
-const NAMED: u64 = 1 << 7;
 /// The node's cancel handle was cloned: there may be several (invariant 9).
-const HANDLE_SHARED: u64 = 1 << 8;
+const HANDLE_SHARED: u64 = 1 << 7;
 /// The node's only cancel handle was dropped: nothing can cancel the node
 /// itself any more, only its ancestors can end it (invariant 9).
-const HANDLE_GONE: u64 = 1 << 9;
-/// The flag bits; the epoch sits above them. 54 bits of epoch wrap after
-/// 1.8 * 10^16 cancellations, centuries at any rate a process sustains.
+const HANDLE_GONE: u64 = 1 << 8;
+/// The flag bits; the epoch sits above them. 55 bits of epoch wrap after
+/// 3.6 * 10^16 cancellations, centuries at any rate a process sustains.
 #[cfg(not(tokio_ctx_loom))]
-const FLAGS: u64 = 0x3ff;
+const FLAGS: u64 = 0x1ff;
 #[cfg(not(tokio_ctx_loom))]
-const EPOCH_SHIFT: u32 = 10;
+const EPOCH_SHIFT: u32 = 9;
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -165,7 +164,7 @@ struct Record {
     /// The error every descendant of the node reports for this record, made
     /// by the first one that asks: when a request with a thousand waiters
     /// is canceled, they share one error instead of building one each.
-    below: Option<Error>,
+    below: OnceLock<Error>,
 }
 
 /// Whether and where a node is linked into its parent's wait list (invariant 4).
@@ -239,24 +238,34 @@ impl std::fmt::Debug for Callback {
     }
 }
 
-/// The state that only cancellation and waiting need, allocated the first
-/// time either happens: most contexts are derived, checked and dropped
-/// without ever needing it. Whether the wait list is closed is the `CLOSED`
-/// bit, written and read under the same lock.
+/// The state that only cancelling, waiting and naming need, allocated the
+/// first time one happens: most contexts are derived, checked and dropped
+/// without ever needing it.
 #[derive(Debug, Default)]
 struct Shared {
-    record: Option<Record>,
-    entries: Slab<Entry>,
-    link: Link,
+    /// Written once, under the lock of `list`, by a cancel that found the
+    /// node not done (invariant 2); read without the lock by whoever saw
+    /// `CANCELED`, so that a thousand woken waiters do not queue on it.
+    record: OnceLock<Record>,
     /// Set at derivation, never changed.
     name: Option<Cow<'static, str>>,
+    /// The node's lock. Whether the list is closed is the `CLOSED` bit,
+    /// written and read under it.
+    list: Mutex<WaitList>,
 }
 
-/// The lazily allocated [`Shared`] of a node, behind the node's lock.
-type SharedSlot = Option<Box<Shared>>;
+// A panic cannot leave a `Shared` half-updated for anyone to observe: the
+// list is behind a lock that ignores poisoning because no crate code panics
+// while holding it, and the record is set whole, once. So contexts stay
+// unwind safe, as they were when the record sat behind the lock too.
+impl std::panic::UnwindSafe for Shared {}
+impl std::panic::RefUnwindSafe for Shared {}
 
-fn shared_mut(slot: &mut SharedSlot) -> &mut Shared {
-    slot.get_or_insert_with(Box::default)
+/// What waits on a node, and where the node waits on its parent.
+#[derive(Debug, Default)]
+struct WaitList {
+    entries: Slab<Entry>,
+    link: Link,
 }
 
 /// How a node ended, as seen from that node.
@@ -285,7 +294,7 @@ pub(crate) struct Node {
     state: AtomicU64,
     deadline: Deadline,
     pub(crate) meta: Meta,
-    shared: Mutex<SharedSlot>,
+    shared: Lazy<Shared>,
 }
 
 impl Node {
@@ -307,30 +316,25 @@ impl Node {
         };
         let flags = own
             | if parent.is_some() { HAS_PARENT } else { 0 }
-            | if deadline.is_some() { HAS_DEADLINE } else { 0 }
-            | if name.is_some() { NAMED } else { 0 };
+            | if deadline.is_some() { HAS_DEADLINE } else { 0 };
         Node {
             state: AtomicU64::new(flags | parent.map_or(0, |p| p.vouch())),
             parent: parent.cloned(),
             deadline,
             meta,
-            shared: Mutex::new(name.map(|name| {
-                Box::new(Shared {
+            shared: match name {
+                Some(name) => Lazy::with(Shared {
                     name: Some(name),
                     ..Shared::default()
-                })
-            })),
+                }),
+                None => Lazy::new(),
+            },
         }
     }
 
     /// The name given at derivation, if any.
     pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
-        if self.state.load(Ordering::Relaxed) & NAMED == 0 {
-            return None;
-        }
-        lock(&self.shared)
-            .as_ref()
-            .and_then(|shared| shared.name.clone())
+        self.shared.get().and_then(|shared| shared.name.clone())
     }
 
     /// The node this one was derived from, if any.
@@ -477,11 +481,10 @@ impl Node {
     /// How this node ended given the cancellation record of `by` (itself or
     /// an ancestor), if `by` holds one.
     fn ending_by_record_of<'a>(&'a self, by: &'a Node) -> Option<Ending<'a>> {
-        let mut slot = lock(&by.shared);
-        let Shared { record, name, .. } = &mut **slot.as_mut()?;
-        let Record { cause, at, below } = record.as_mut()?;
+        // No lock: the record is written once, before `CANCELED`.
+        let shared = by.shared.get()?;
+        let Record { cause, at, below } = shared.record.get()?;
         if self.deadline.passed_at(*at) {
-            drop(slot);
             return Some(self.deadline_exceeded());
         }
         if std::ptr::eq(self, by) {
@@ -491,7 +494,7 @@ impl Node {
             });
         }
         let error =
-            below.get_or_insert_with(|| Error::canceled_above(by, cause.clone(), name.clone()));
+            below.get_or_init(|| Error::canceled_above(by, cause.clone(), shared.name.clone()));
         Some(Ending::CanceledAbove(error.clone()))
     }
 
@@ -527,12 +530,9 @@ impl Node {
             return false;
         }
         {
-            let mut slot = lock(&self.shared);
-            if self.is_closed() {
-                return false;
-            }
-            let shared = shared_mut(&mut slot);
-            if shared.record.is_some() {
+            let shared = self.shared.get_or_default();
+            let _list = lock(&shared.list);
+            if self.is_closed() || shared.record.get().is_some() {
                 return false;
             }
             #[cfg(feature = "tracing")]
@@ -544,10 +544,11 @@ impl Node {
                 cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
-            shared.record = Some(Record {
+            // Under the lock, after the checks above: the only writer.
+            let _ = shared.record.set(Record {
                 cause,
                 at: now,
-                below: None,
+                below: OnceLock::new(),
             });
             self.state.fetch_or(CANCELED, Ordering::Release);
         }
@@ -608,9 +609,9 @@ impl Node {
         if !self.ever_awaited() || self.is_closed() {
             return false;
         }
-        lock(&self.shared)
-            .as_ref()
-            .is_some_and(|shared| shared.entries.len() > 0)
+        self.shared
+            .get()
+            .is_some_and(|shared| lock(&shared.list).entries.len() > 0)
     }
 
     /// Adds `entry` to this node's wait list and links the node upward.
@@ -618,14 +619,13 @@ impl Node {
     /// Gives the entry back when the list is closed: the node is done.
     pub(crate) fn register(self: &Arc<Self>, entry: Entry) -> Result<usize, Entry> {
         let (key, link) = {
-            let mut slot = lock(&self.shared);
+            let mut list = lock(&self.shared.get_or_default().list);
             if self.is_closed() {
                 return Err(entry);
             }
-            let shared = shared_mut(&mut slot);
-            let key = shared.entries.insert(entry);
+            let key = list.entries.insert(entry);
             self.state.fetch_or(AWAITED, Ordering::Relaxed);
-            (key, shared.claim_link(self.parent.is_some()))
+            (key, list.claim_link(self.parent.is_some()))
         };
         if link {
             link_upward(Arc::clone(self));
@@ -639,12 +639,14 @@ impl Node {
         if self.is_closed() {
             return false;
         }
-        let mut slot = lock(&self.shared);
+        let Some(shared) = self.shared.get() else {
+            return true;
+        };
+        let mut list = lock(&shared.list);
         if self.is_closed() {
             return false;
         }
-        let entry = slot.as_mut().and_then(|shared| shared.entries.get_mut(key));
-        if let Some(Entry::Waker(old)) = entry {
+        if let Some(Entry::Waker(old)) = list.entries.get_mut(key) {
             if !old.will_wake(waker) {
                 old.clone_from(waker);
             }
@@ -658,12 +660,15 @@ impl Node {
         if self.is_closed() {
             return;
         }
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
         let removed = {
-            let mut slot = lock(&self.shared);
+            let mut list = lock(&shared.list);
             if self.is_closed() {
                 None
             } else {
-                slot.as_mut().and_then(|shared| shared.entries.remove(key))
+                list.entries.remove(key)
             }
         };
         // A waker's drop may run arbitrary code: keep it outside the lock.
@@ -673,9 +678,9 @@ impl Node {
     /// The number of entries waiting on this node (for tests of cleanup).
     #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) fn waiting(&self) -> usize {
-        lock(&self.shared)
-            .as_ref()
-            .map_or(0, |shared| shared.entries.len())
+        self.shared
+            .get()
+            .map_or(0, |shared| lock(&shared.list).entries.len())
     }
 
     /// Removes this node's entry from its parent's wait list (invariant 4).
@@ -688,16 +693,16 @@ impl Node {
     }
 
     fn unlink_awaited(&mut self) {
-        let link = lock(&self.shared)
-            .as_mut()
-            .map_or(Link::Unlinked, |shared| mem::take(&mut shared.link));
+        let link = self.shared.get().map_or(Link::Unlinked, |shared| {
+            mem::take(&mut lock(&shared.list).link)
+        });
         if let (Link::Linked(key), Some(parent)) = (link, &self.parent) {
             parent.deregister(key);
         }
     }
 }
 
-impl Shared {
+impl WaitList {
     /// Claims the job of linking this node upward, once (invariant 4). A
     /// root has nothing to link into and stays unlinked.
     fn claim_link(&mut self, has_parent: bool) -> bool {
@@ -736,22 +741,20 @@ fn link_upward(mut child: Arc<Node>) {
             return;
         };
         let (key, link_parent) = {
-            let mut slot = lock(&parent.shared);
+            let mut list = lock(&parent.shared.get_or_default().list);
             if parent.is_closed() {
-                drop(slot);
+                drop(list);
                 close_subtree(child);
                 return;
             }
-            let shared = shared_mut(&mut slot);
-            let key = shared.entries.insert(Entry::Child(Arc::downgrade(&child)));
+            let key = list.entries.insert(Entry::Child(Arc::downgrade(&child)));
             parent.state.fetch_or(AWAITED, Ordering::Relaxed);
-            (key, shared.claim_link(parent.parent.is_some()))
+            (key, list.claim_link(parent.parent.is_some()))
         };
         {
-            let mut slot = lock(&child.shared);
-            let shared = shared_mut(&mut slot);
-            if shared.link == Link::Linking {
-                shared.link = Link::Linked(key);
+            let mut list = lock(&child.shared.get_or_default().list);
+            if list.link == Link::Linking {
+                list.link = Link::Linked(key);
             }
         }
         if !link_parent {
@@ -772,14 +775,13 @@ fn close_subtree(start: Arc<Node>) {
     let mut next = Some(start);
     while let Some(node) = next.take().or_else(|| stack.pop()) {
         let entries = {
-            let mut slot = lock(&node.shared);
+            // Every node here was canceled or linked: its state exists.
+            let mut list = lock(&node.shared.get_or_default().list);
             if node.is_closed() {
                 continue;
             }
             node.state.fetch_or(CLOSED, Ordering::Release);
-            slot.as_mut()
-                .map(|shared| mem::take(&mut shared.entries))
-                .unwrap_or_default()
+            mem::take(&mut list.entries)
         };
         for entry in entries.into_values() {
             match entry {
