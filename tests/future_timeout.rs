@@ -231,3 +231,19 @@ async fn a_dropped_step_is_canceled_before_its_future_is_dropped() {
         "the drop code saw its context ended"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_step_under_a_context_without_handle_ends_with_its_ancestors() {
+    let (server, shutdown) = Context::background().child();
+    let (request, handle) = server.child();
+    drop(handle);
+    let mut step = tokio_test::task::spawn(
+        request.with_timeout(Duration::from_secs(10), |_| std::future::pending::<()>()),
+    );
+    assert!(step.poll().is_pending());
+    shutdown.cancel_with("shutting down");
+    assert!(step.is_woken());
+    let err = tokio_test::assert_ready!(step.poll()).unwrap_err();
+    assert!(err.is_canceled() && !err.is_own());
+    assert_eq!(err.to_string(), "canceled: shutting down");
+}

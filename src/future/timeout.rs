@@ -6,7 +6,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::wait::{Deadline, Wait};
+use super::wait::{DeadlineWatch, Wait};
 use crate::context::Context;
 use crate::core::Cause;
 use crate::current::Scoped;
@@ -150,10 +150,12 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Pending;
         };
         // Only an ancestor can cancel the child (its handle is ours), so the
-        // waker goes to the parent and the child needs no wait list.
+        // waker goes where the parent's waiters go (invariant 9 of the core)
+        // and the child needs no wait list; the timer covers both deadlines.
+        let parent_target = child.parent().and_then(|parent| parent.wait_target());
         match this
             .wait
-            .poll_wait_via(child, child.parent(), Deadline::TimerOnly, cx)
+            .poll_wait_via(child, parent_target, DeadlineWatch::TimerOnly, cx)
         {
             Poll::Ready(err) => {
                 *this.finished = true;

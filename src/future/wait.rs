@@ -36,7 +36,7 @@ impl Drop for Registration {
 
 /// How a waiter watches its deadline before its timer is armed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Deadline {
+pub(crate) enum DeadlineWatch {
     /// Read the clock on the first poll, so that a deadline that has passed
     /// is reported at once: what a `select!` on `done()` expects.
     CheckFirst,
@@ -100,7 +100,7 @@ impl Wait {
         node: &Arc<Node>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        self.poll_wait_via(node, node.wait_target(), Deadline::CheckFirst, cx)
+        self.poll_wait_via(node, node.wait_target(), DeadlineWatch::CheckFirst, cx)
     }
 
     /// Waits for `node` to end, with the waker registered on `register_on`.
@@ -114,13 +114,13 @@ impl Wait {
         self: Pin<&mut Self>,
         node: &Arc<Node>,
         register_on: Option<&Arc<Node>>,
-        deadline: Deadline,
+        watch: DeadlineWatch,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
         let this = self.project();
         // Once the timer is armed the deadline is its business: only a
         // cancellation needs checking, without a clock read.
-        let ended = if deadline == Deadline::TimerOnly || this.sleep.is_some() {
+        let ended = if watch == DeadlineWatch::TimerOnly || this.sleep.is_some() {
             node.is_canceled()
         } else {
             node.is_done()
