@@ -96,8 +96,8 @@ impl<F: Future> Branches<F> {
     ) -> Poll<Option<(usize, F::Output)>> {
         let next = self.running.poll_next_unpin(cx);
         if let Poll::Ready(Some((index, _))) = &next {
-            // The finished branch's future is gone; its task-local slot was
-            // dropped with it. Only the handle is left, unless it was shared.
+            // The finished branch's future is gone, and its copy of the
+            // context with it. Only the handle is left, unless it was shared.
             if let Some(handle) = self.handles.get_mut(*index).and_then(Option::take) {
                 handle.finish(Cause::Reason(&FINISHED), 1);
             }
