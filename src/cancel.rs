@@ -49,8 +49,12 @@ impl Clone for CancelHandle {
 impl Drop for CancelHandle {
     fn drop(&mut self) {
         // Lets waiters on the context wait on the nearest ancestor that can
-        // still be canceled instead (invariant 9 of the core).
-        self.node.handle_dropped();
+        // still be canceled instead (invariant 9 of the core). When this is
+        // the last reference, no context is left to wait on: the node is
+        // about to go, and the atomic write can be skipped.
+        if Arc::strong_count(&self.node) > 1 {
+            self.node.handle_dropped();
+        }
     }
 }
 
