@@ -123,3 +123,28 @@ fn a_node_fits_in_seven_words() {
         std::mem::size_of::<Node>()
     );
 }
+
+#[test]
+fn a_waiter_on_a_child_without_handle_waits_on_the_nearest_parent_with_one() {
+    let root = node(None);
+    let mid = node(Some(&root));
+    let leaf = node(Some(&mid));
+    mid.handle_dropped();
+    leaf.handle_dropped();
+    let target = leaf.wait_target().expect("the root keeps its handle");
+    assert!(
+        Arc::ptr_eq(target, &root),
+        "past every node without a handle"
+    );
+    assert!(leaf.shared.get().is_none(), "the leaf needs no wait state");
+
+    // A cloned handle keeps the node a target even after one clone goes.
+    let shared = node(Some(&root));
+    shared.handle_cloned();
+    shared.handle_dropped();
+    assert!(Arc::ptr_eq(shared.wait_target().unwrap(), &shared));
+
+    // With no handle anywhere up the chain, only a deadline can end it.
+    root.handle_dropped();
+    assert!(leaf.wait_target().is_none());
+}
