@@ -472,7 +472,7 @@ impl Node {
                 None => break,
             }
         }
-        if self.deadline.passed_at(Instant::now()) {
+        if self.deadline.is_some() && self.deadline.passed_at(Instant::now()) {
             return Some(self.deadline_exceeded());
         }
         None
