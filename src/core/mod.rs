@@ -37,9 +37,9 @@
 //! 4. A node is linked into its parent's wait list at most once (`Link`), by
 //!    the thread that moved it from `Unlinked` to `Linking`; it removes its own
 //!    entry when dropped. The parent holds it weakly, so no cycle keeps either
-//!    alive. Only a node with the `AWAITED` bit can be linked, and the state
-//!    behind the lock (`Shared`) exists only once something registered on the
-//!    node or canceled it, or when the node has a name.
+//!    alive. Only a node with the `AWAITED` bit can be linked, and the wait
+//!    state (`Shared`, which holds the lock) exists only once something
+//!    registered on the node or canceled it, or when the node has a name.
 //! 5. A thread that tries to link a node into a closed parent closes that
 //!    node's subtree itself. Together with 3, every entry registered on a node
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
