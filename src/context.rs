@@ -253,15 +253,10 @@ impl Context {
         let (requested, budget) = match limit {
             Limit::None => (Deadline::NONE, None),
             Limit::Timeout(timeout) => (Deadline::now().after(timeout), Some(timeout)),
-            Limit::Deadline(at) => {
-                let deadline = Deadline::new(Some(at));
-                let budget = if deadline.is_some() {
-                    deadline.saturating_since(Deadline::now())
-                } else {
-                    at.saturating_duration_since(Instant::now())
-                };
-                (deadline, Some(budget))
-            }
+            Limit::Deadline(at) => (
+                Deadline::new(Some(at)),
+                Some(at.saturating_duration_since(Instant::now())),
+            ),
         };
         let meta = Meta::new(location, budget);
         Arc::new(Node::new(self.node.as_ref(), requested, name, meta))

@@ -90,6 +90,8 @@ impl<F: Future> Future for Scoped<F> {
         let mut fut = this.fut;
         enter(this.ctx, || {
             let Some(inner) = fut.as_mut().as_pin_mut() else {
+                // The documented `# Panics` of every future built on this
+                // one, as for any future polled after it completed.
                 panic!("a tokio-ctx future was polled after it completed");
             };
             let output = inner.poll(cx);

@@ -84,7 +84,7 @@ pub(crate) use slab::Slab;
 #[cfg(not(tokio_ctx_loom))]
 static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-// A node's state word: eight flag bits below, and above them the epoch at
+// A node's state word: nine flag bits below, and above them the epoch at
 // which the node was last found to have no canceled ancestor (invariant 8).
 // One word keeps the node small and lets a live check get both from one load.
 
@@ -271,9 +271,8 @@ struct WaitList {
 /// How a node ended, as seen from that node.
 #[derive(Debug)]
 pub(crate) enum Ending<'a> {
-    /// Canceled itself.
+    /// Canceled itself, the node that was asked.
     Canceled {
-        by: &'a Node,
         cause: Option<Cause>,
     },
     /// Canceled through an ancestor: the error all its descendants share.
@@ -489,12 +488,10 @@ impl Node {
         }
         if std::ptr::eq(self, by) {
             return Some(Ending::Canceled {
-                by,
                 cause: cause.clone(),
             });
         }
-        let error =
-            below.get_or_init(|| Error::canceled_above(by, cause.clone(), shared.name.clone()));
+        let error = below.get_or_init(|| Error::canceled_above(by, cause.clone()));
         Some(Ending::CanceledAbove(error.clone()))
     }
 
@@ -764,14 +761,18 @@ fn link_upward(mut child: Arc<Node>) {
     }
 }
 
-/// Closes `start` and every node linked below it, firing what each held as
-/// soon as its lock is released (invariants 3, 6 and 7).
+/// Closes `start` and every node linked below it, waking what each held as
+/// soon as its lock is released, and runs the callbacks once every node is
+/// closed (invariants 3, 6 and 7).
 ///
-/// Firing node by node rather than after the whole walk lets the woken tasks
-/// start running on other threads while the walk goes on.
+/// Waking node by node rather than after the whole walk lets the woken tasks
+/// start running on other threads while the walk goes on. Callbacks are user
+/// code: run last, a panicking one cannot leave a node of the walk open.
 fn close_subtree(start: Arc<Node>) {
-    // Does not allocate unless a node had linked children.
+    // Neither vector allocates unless a node had linked children or
+    // callbacks.
     let mut stack = Vec::new();
+    let mut callbacks = Vec::new();
     let mut next = Some(start);
     while let Some(node) = next.take().or_else(|| stack.pop()) {
         let entries = {
@@ -787,11 +788,12 @@ fn close_subtree(start: Arc<Node>) {
             match entry {
                 Entry::Child(child) => stack.extend(child.upgrade()),
                 Entry::Waker(waker) => waker.wake(),
-                Entry::Callback(callback) => {
-                    callback.fire();
-                }
+                Entry::Callback(callback) => callbacks.push(callback),
             }
         }
+    }
+    for callback in callbacks {
+        callback.fire();
     }
 }
 

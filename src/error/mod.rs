@@ -74,37 +74,30 @@ enum Kind {
 impl Error {
     /// Describes `ending` as seen from `asked`, the node whose state was read.
     pub(crate) fn from_ending(asked: &Node, ending: Ending<'_>) -> Self {
-        let (kind, by) = match ending {
-            Ending::Canceled { by, cause } => (Kind::Canceled(cause), by),
-            Ending::CanceledAbove(error) => return error,
-            Ending::DeadlineExceeded { by } => (Kind::DeadlineExceeded, by),
-        };
+        match ending {
+            Ending::Canceled { cause } => Error::about(asked, Kind::Canceled(cause), true),
+            Ending::CanceledAbove(error) => error,
+            Ending::DeadlineExceeded { by } => {
+                Error::about(by, Kind::DeadlineExceeded, std::ptr::eq(asked, by))
+            }
+        }
+    }
+
+    /// The error the descendants of `by` report when `by` was canceled:
+    /// never their own.
+    pub(crate) fn canceled_above(by: &Node, cause: Option<Cause>) -> Self {
+        Error::about(by, Kind::Canceled(cause), false)
+    }
+
+    /// An end of `by`'s, described with what `by` says about itself.
+    fn about(by: &Node, kind: Kind, own: bool) -> Self {
         Error {
             inner: Arc::new(Inner {
                 kind,
                 name: by.name(),
                 location: by.meta.location,
                 budget: by.meta.budget(),
-                own: std::ptr::eq(asked, by),
-            }),
-        }
-    }
-
-    /// The error the descendants of `by` report when `by` was canceled
-    /// (never their own); `name` is `by`'s, read by the caller, which holds
-    /// `by`'s lock.
-    pub(crate) fn canceled_above(
-        by: &Node,
-        cause: Option<Cause>,
-        name: Option<Cow<'static, str>>,
-    ) -> Self {
-        Error {
-            inner: Arc::new(Inner {
-                kind: Kind::Canceled(cause),
-                name,
-                location: by.meta.location,
-                budget: by.meta.budget(),
-                own: false,
+                own,
             }),
         }
     }
@@ -121,10 +114,7 @@ impl Error {
     /// or a check said so). Falls back to a plain cancellation of the node
     /// itself, so that a woken waiter always has an answer.
     pub(crate) fn ended(node: &Node) -> Self {
-        let ending = node.ending().unwrap_or(Ending::Canceled {
-            by: node,
-            cause: None,
-        });
+        let ending = node.ending().unwrap_or(Ending::Canceled { cause: None });
         Error::from_ending(node, ending)
     }
 

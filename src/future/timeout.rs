@@ -136,6 +136,8 @@ impl<F: Future> Future for Timeout<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if *this.finished {
+            // The documented `# Panics`; after an `Err` the inner future is
+            // still there, and must not be polled again.
             panic!("`Timeout` polled after it completed");
         }
         if let Poll::Ready(output) = this.fut.as_mut().poll(cx) {
