@@ -621,7 +621,10 @@ impl Node {
                 return Err(entry);
             }
             let key = list.entries.insert(entry);
-            self.state.fetch_or(AWAITED, Ordering::Relaxed);
+            // Set once: a read is cheaper than a write on every later waiter.
+            if self.state.load(Ordering::Relaxed) & AWAITED == 0 {
+                self.state.fetch_or(AWAITED, Ordering::Relaxed);
+            }
             (key, list.claim_link(self.parent.is_some()))
         };
         if link {
