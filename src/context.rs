@@ -252,7 +252,7 @@ impl Context {
     ) -> Arc<Node> {
         let (requested, budget) = match limit {
             Limit::None => (Deadline::NONE, None),
-            Limit::Timeout(timeout) => (Deadline::now().after(timeout), Some(timeout)),
+            Limit::Timeout(timeout) => (Deadline::from_now(timeout), Some(timeout)),
             Limit::Deadline(at) => (
                 Deadline::new(Some(at)),
                 Some(at.saturating_duration_since(Instant::now())),

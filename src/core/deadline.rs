@@ -69,10 +69,7 @@ impl Deadline {
         };
         let origin = origin();
         match at.checked_duration_since(origin) {
-            Some(after) => i64::try_from(after.as_secs())
-                .ok()
-                .and_then(|secs| Deadline::pack(secs, after.subsec_nanos()))
-                .unwrap_or(Deadline::NONE),
+            Some(after) => Deadline::after_origin(after),
             None => {
                 // Before the origin: whole seconds rounded down, so that
                 // the nanoseconds stay positive.
@@ -87,9 +84,35 @@ impl Deadline {
         }
     }
 
+    /// The deadline `after` the origin; none if that is too far ahead.
+    #[inline]
+    fn after_origin(after: Duration) -> Deadline {
+        i64::try_from(after.as_secs())
+            .ok()
+            .and_then(|secs| Deadline::pack(secs, after.subsec_nanos()))
+            .unwrap_or(Deadline::NONE)
+    }
+
     /// The current instant, as a deadline to compute others from.
+    #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) fn now() -> Deadline {
         Deadline::new(Some(Instant::now()))
+    }
+
+    /// The deadline `timeout` from now; none if that is too far ahead.
+    ///
+    /// Every timed derivation comes here: adding the timeout before
+    /// packing converts once instead of packing the current instant and
+    /// repacking the sum.
+    pub(crate) fn from_now(timeout: Duration) -> Deadline {
+        let now = Instant::now();
+        match now.checked_duration_since(origin()) {
+            Some(elapsed) => elapsed
+                .checked_add(timeout)
+                .map_or(Deadline::NONE, Deadline::after_origin),
+            // A paused clock can stand before the origin another runtime set.
+            None => Deadline::new(Some(now)).after(timeout),
+        }
     }
 
     /// The deadline `d` after this one; none if that is too far ahead.
@@ -203,6 +226,17 @@ mod tests {
         assert_eq!(Deadline::NONE.after(Duration::ZERO), Deadline::NONE);
         let far = Instant::now() + Duration::from_secs(300 * 365 * 86_400);
         assert_eq!(Deadline::new(Some(far)), Deadline::NONE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_from_now_ends_that_long_after_now() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(Deadline::from_now(hour).get(), Some(Instant::now() + hour));
+        assert_eq!(
+            Deadline::from_now(Duration::ZERO).get(),
+            Some(Instant::now())
+        );
+        assert_eq!(Deadline::from_now(Duration::MAX), Deadline::NONE);
     }
 
     #[test]
