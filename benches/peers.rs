@@ -353,6 +353,12 @@ fn values(c: &mut Criterion) {
         b.iter(|| black_box(&ctx).value::<Wanted>().map(|w| w.0))
     });
     group.finish();
+
+    let mut group = c.benchmark_group("with_value on 10 deep + drop");
+    group.bench_function("ours", |b| {
+        b.iter(|| black_box(black_box(&ctx).with_value(Wanted(8))))
+    });
+    group.finish();
 }
 
 criterion_group!(
