@@ -69,6 +69,7 @@
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
 //! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
+//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`] |
 //!
 //! Every combinator runs each future under its own child context, passed to
 //! the closure that makes it (and [`Context::current`] while it runs), so
@@ -104,6 +105,7 @@ mod core;
 mod current;
 mod error;
 mod future;
+mod grpc_timeout;
 mod interop;
 mod loom;
 mod named;
@@ -120,6 +122,7 @@ pub use future::{
     AsCompleted, Done, DoneOwned, JoinAll, Race, RaceEither, Run, SelectFirst, Settle, Timeout,
     TryJoinAll,
 };
+pub use grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use named::Named;
 pub use on_done::OnDone;
 pub use stream::ContextStream;
