@@ -69,7 +69,7 @@
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
 //! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
-//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`] |
+//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`]; as middleware, the `tower` module (feature `tower`) |
 //!
 //! Every combinator runs each future under its own child context, passed to
 //! the closure that makes it (and [`Context::current`] while it runs), so
@@ -89,6 +89,10 @@
 //! - `tracing` (default): a debug-level event, target `tokio_ctx`, when a
 //!   context is canceled or its deadline is first observed to have passed,
 //!   carrying its name or call site, its budget and the cause.
+//! - `tower`: middleware for `http` services (tonic, axum, hyper) that
+//!   gives each incoming request a context with the caller's budget from
+//!   the `grpc-timeout` header, and writes the caller's remaining budget
+//!   into that header on the way out.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -112,6 +116,8 @@ mod named;
 mod on_done;
 mod stream;
 mod task;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};

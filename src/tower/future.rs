@@ -1,0 +1,88 @@
+//! [`ResponseFuture`]: a call running under a request's context.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::BoxError;
+use crate::{CancelGuard, Run};
+
+pin_project! {
+    /// The response future of [`RequestContext`](super::RequestContext) and
+    /// [`PropagateBudget`](super::PropagateBudget): the inner call, run
+    /// under the request's context.
+    ///
+    /// Resolves to the inner service's response, or to an error: the inner
+    /// service's, or the context's [`Error`](crate::Error) when the context
+    /// ended first (the inner call is then dropped, unfinished), or the
+    /// reason the call was refused before it started.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the inner call; on the server side it also
+    /// cancels the request's context, so that work started under it stops.
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it resolved panics.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        call: Option<Run<F>>,
+        refused: Option<BoxError>,
+        // Cancels the request's context when the caller gives up.
+        _cancel: Option<CancelGuard>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn running(call: Run<F>, cancel: Option<CancelGuard>) -> Self {
+        ResponseFuture {
+            call: Some(call),
+            refused: None,
+            _cancel: cancel,
+        }
+    }
+
+    pub(super) fn refused(why: BoxError) -> Self {
+        ResponseFuture {
+            call: None,
+            refused: Some(why),
+            _cancel: None,
+        }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(call) = this.call.as_pin_mut() else {
+            return match this.refused.take() {
+                Some(why) => Poll::Ready(Err(why)),
+                None => panic!("`ResponseFuture` polled after it completed"),
+            };
+        };
+        Poll::Ready(match std::task::ready!(call.poll(cx)) {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(failed)) => Err(failed.into()),
+            Err(ended) => Err(Box::new(ended)),
+        })
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("call", &self.call)
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}

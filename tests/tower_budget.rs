@@ -1,0 +1,270 @@
+//! The tower middleware: a request's budget carried across a service hop in
+//! the `grpc-timeout` header, and a caller giving up reaching the handler.
+#![cfg(feature = "tower")]
+
+use std::convert::Infallible;
+use std::future::{pending, Future};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use tokio_ctx::tower::{PropagateBudgetLayer, RequestContextLayer, GRPC_TIMEOUT};
+use tokio_ctx::{Context, Error, InvalidGrpcTimeout};
+use tokio_test::{assert_pending, assert_ready, task};
+use tower_layer::Layer;
+use tower_service::Service;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A service made of a closure, counting its calls.
+#[derive(Clone)]
+struct Handler<F> {
+    f: F,
+    calls: Arc<AtomicUsize>,
+}
+
+fn handler<F>(f: F) -> Handler<F> {
+    Handler {
+        f,
+        calls: Arc::default(),
+    }
+}
+
+impl<F, Fut> Service<Request<()>> for Handler<F>
+where
+    F: FnMut(Request<()>) -> Fut,
+    Fut: Future<Output = Result<Response<String>, Infallible>>,
+{
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<()>) -> Fut {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        (self.f)(request)
+    }
+}
+
+fn request(timeout: Option<&str>) -> Request<()> {
+    let mut builder = Request::builder().uri("/svc/Method");
+    if let Some(timeout) = timeout {
+        builder = builder.header(GRPC_TIMEOUT, timeout);
+    }
+    builder.body(()).unwrap()
+}
+
+fn ok(body: String) -> Result<Response<String>, Infallible> {
+    Ok(Response::new(body))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_callers_budget_becomes_the_request_deadline() {
+    let mut server =
+        RequestContextLayer::new(Context::background()).layer(handler(|request: Request<()>| {
+            let current = Context::current().remaining();
+            let attached = request.extensions().get::<Context>().unwrap().remaining();
+            async move { ok(format!("{current:?} {attached:?}")) }
+        }));
+    let response = server.call(request(Some("250m"))).await.unwrap();
+    assert_eq!(response.body(), "Some(250ms) Some(250ms)");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_header_only_the_servers_limits_apply() {
+    let (server_ctx, _) = Context::background().child_with_timeout(10 * 1000 * MS);
+    let read_budget =
+        |_: Request<()>| async { ok(format!("{:?}", Context::current().remaining())) };
+    let mut limited = RequestContextLayer::new(server_ctx.clone()).layer(handler(read_budget));
+    assert_eq!(
+        limited.call(request(None)).await.unwrap().body(),
+        "Some(10s)"
+    );
+    // A caller cannot stretch the server's own limit.
+    assert_eq!(
+        limited.call(request(Some("1H"))).await.unwrap().body(),
+        "Some(10s)"
+    );
+    let mut open = RequestContextLayer::new(Context::background()).layer(handler(read_budget));
+    assert_eq!(open.call(request(None)).await.unwrap().body(), "None");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_outlives_the_budget_is_dropped_with_a_deadline_error() {
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut server =
+        RequestContextLayer::new(Context::background()).layer(handler(move |_: Request<()>| {
+            *kept.lock().unwrap() = Some(Context::current());
+            async { pending::<Result<Response<String>, Infallible>>().await }
+        }));
+    let mut call = task::spawn(server.call(request(Some("10m"))));
+    assert_pending!(call.poll());
+    tokio::time::advance(10 * MS).await;
+    let err = assert_ready!(call.poll()).unwrap_err();
+    let err = err.downcast_ref::<Error>().expect("the context's error");
+    assert!(err.is_deadline_exceeded());
+    assert_eq!(err.context_name(), Some("request"));
+    assert_eq!(err.budget(), Some(10 * MS));
+    let handlers_ctx = seen.lock().unwrap().take().unwrap();
+    assert!(
+        handlers_ctx.is_done(),
+        "work started under the request sees it end"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_header_is_refused_before_the_handler_runs() {
+    let service = handler(|_: Request<()>| async { ok(String::new()) });
+    let calls = Arc::clone(&service.calls);
+    let mut server = RequestContextLayer::new(Context::background()).layer(service);
+    for malformed in ["1.5S", "10", "123456789m", "10ms", ""] {
+        let err = server.call(request(Some(malformed))).await.unwrap_err();
+        let err = err
+            .downcast_ref::<InvalidGrpcTimeout>()
+            .expect("the header's error");
+        assert!(err.to_string().contains(&format!("{malformed:?}")), "{err}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_gives_up_cancels_the_request() {
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut server = RequestContextLayer::new(Context::background()).layer(handler(
+        move |request: Request<()>| {
+            *kept.lock().unwrap() = request.extensions().get::<Context>().cloned();
+            async { pending::<Result<Response<String>, Infallible>>().await }
+        },
+    ));
+    let mut call = task::spawn(server.call(request(Some("5S"))));
+    assert_pending!(call.poll());
+    let request_ctx = seen.lock().unwrap().take().unwrap();
+    assert!(!request_ctx.is_done());
+    drop(call);
+    let err = request_ctx.err().expect("canceled when the caller left");
+    assert!(err.is_canceled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutting_the_server_down_ends_the_requests_in_flight() {
+    let (server_ctx, shutdown) = Context::background().named("server").child();
+    let mut server = RequestContextLayer::new(server_ctx).layer(handler(|_: Request<()>| async {
+        pending::<Result<Response<String>, Infallible>>().await
+    }));
+    let mut call = task::spawn(server.call(request(Some("1M"))));
+    assert_pending!(call.poll());
+    shutdown.cancel_with("shutting down");
+    assert!(call.is_woken());
+    let err = assert_ready!(call.poll()).unwrap_err();
+    let err = err.downcast_ref::<Error>().unwrap();
+    assert!(err.is_canceled());
+    assert_eq!(err.context_name(), Some("server"));
+    assert_eq!(err.cause().unwrap().to_string(), "shutting down");
+}
+
+/// A client stack's last service: records the header it was handed.
+fn recorder(
+    headers: &Arc<Mutex<Vec<Option<String>>>>,
+) -> impl FnMut(Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>> + Clone {
+    let headers = Arc::clone(headers);
+    move |request: Request<()>| {
+        let value = request
+            .headers()
+            .get(GRPC_TIMEOUT)
+            .map(|value| value.to_str().unwrap().to_owned());
+        headers.lock().unwrap().push(value);
+        std::future::ready(ok(String::new()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_remaining_budget_travels_in_the_header() {
+    let sent = Arc::default();
+    let mut client = PropagateBudgetLayer::new().layer(handler(recorder(&sent)));
+    let (ctx, _) = Context::background().child_with_timeout(2000 * MS);
+    tokio::time::advance(500 * MS).await;
+
+    // From the context current when the call is made...
+    ctx.attach(async { client.call(request(None)).await })
+        .await
+        .unwrap();
+    // ...or from one the request carries.
+    let mut carried = request(None);
+    carried.extensions_mut().insert(ctx.clone());
+    client.call(carried).await.unwrap();
+    // No deadline, no header.
+    client.call(request(None)).await.unwrap();
+
+    let sent = sent.lock().unwrap().clone();
+    let expected = Some("1500000u".to_owned());
+    assert_eq!(sent, vec![expected.clone(), expected, None]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tighter_header_is_kept_and_a_looser_or_malformed_one_replaced() {
+    let sent = Arc::default();
+    let mut client = PropagateBudgetLayer::new().layer(handler(recorder(&sent)));
+    let (ctx, _) = Context::background().child_with_timeout(1000 * MS);
+    for asked in ["100m", "5S", "soon"] {
+        ctx.attach(async { client.call(request(Some(asked))).await })
+            .await
+            .unwrap();
+    }
+    let sent = sent.lock().unwrap().clone();
+    let sent: Vec<_> = sent.iter().map(|value| value.as_deref().unwrap()).collect();
+    assert_eq!(sent, ["100m", "1000000u", "1000000u"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_context_ended_is_not_sent() {
+    let service = handler(|_: Request<()>| async { ok(String::new()) });
+    let calls = Arc::clone(&service.calls);
+    let mut client = PropagateBudgetLayer::new().layer(service);
+    let (ctx, cancel) = Context::background().child();
+    cancel.cancel();
+    let err = ctx
+        .attach(async { client.call(request(None)).await })
+        .await
+        .unwrap_err();
+    assert!(err.downcast_ref::<Error>().unwrap().is_canceled());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_outliving_the_budget_is_given_up() {
+    let mut client = PropagateBudgetLayer::new().layer(handler(|_: Request<()>| async {
+        pending::<Result<Response<String>, Infallible>>().await
+    }));
+    let (ctx, _) = Context::background().child_with_timeout(20 * MS);
+    let mut call = task::spawn(ctx.attach(async move { client.call(request(None)).await }));
+    assert_pending!(call.poll());
+    tokio::time::advance(20 * MS).await;
+    let err = assert_ready!(call.poll()).unwrap_err();
+    assert!(err.downcast_ref::<Error>().unwrap().is_deadline_exceeded());
+}
+
+#[tokio::test(start_paused = true)]
+async fn across_a_hop_the_budget_keeps_shrinking() {
+    // The downstream service, reached "over the wire": its stack starts
+    // from the header alone.
+    let downstream =
+        RequestContextLayer::new(Context::background()).layer(handler(|_: Request<()>| async {
+            ok(format!("{:?}", Context::current().remaining()))
+        }));
+    let mut upstream_client = PropagateBudgetLayer::new().layer(downstream);
+
+    let (incoming, _) = Context::background().child_with_timeout(1000 * MS);
+    tokio::time::advance(300 * MS).await; // upstream spends some of it
+    let response = incoming
+        .attach(async { upstream_client.call(request(None)).await })
+        .await
+        .unwrap();
+    assert_eq!(response.body(), "Some(700ms)");
+}
