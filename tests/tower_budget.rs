@@ -109,7 +109,7 @@ async fn a_handler_that_outlives_the_budget_is_dropped_with_a_deadline_error() {
     let err = assert_ready!(call.poll()).unwrap_err();
     let err = err.downcast_ref::<Error>().expect("the context's error");
     assert!(err.is_deadline_exceeded());
-    assert_eq!(err.context_name(), Some("request"));
+    assert_eq!(err.context_name(), Some("request /svc/Method"));
     assert_eq!(err.budget(), Some(10 * MS));
     let handlers_ctx = seen.lock().unwrap().take().unwrap();
     assert!(
@@ -150,6 +150,32 @@ async fn a_caller_that_gives_up_cancels_the_request() {
     drop(call);
     let err = request_ctx.err().expect("canceled when the caller left");
     assert!(err.is_canceled());
+    assert_eq!(
+        err.cause().unwrap().to_string(),
+        "the caller gave up on the request"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_call_leaves_the_request_to_its_budget() {
+    // A streaming body is produced after the response head: what produces
+    // it under the request's context keeps its budget.
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut server =
+        RequestContextLayer::new(Context::background()).layer(handler(move |_: Request<()>| {
+            *kept.lock().unwrap() = Some(Context::current());
+            async { ok("head".into()) }
+        }));
+    let call = server.call(request(Some("50m")));
+    assert_eq!(call.await.unwrap().body(), "head");
+    let request_ctx = seen.lock().unwrap().take().unwrap();
+    assert!(
+        !request_ctx.is_done(),
+        "not canceled by the call completing"
+    );
+    tokio::time::advance(50 * MS).await;
+    assert!(request_ctx.err().unwrap().is_deadline_exceeded());
 }
 
 #[tokio::test(start_paused = true)]

@@ -368,6 +368,11 @@ pub(crate) static LOST_RACE: Reason = Reason("lost the race");
 /// The cause left on the siblings of a task or future that failed.
 pub(crate) static SIBLING_FAILED: Reason = Reason("a sibling failed");
 
+/// The cause left on a request's context when its caller dropped the call
+/// before it completed.
+#[cfg(feature = "tower")]
+pub(crate) static CALLER_LEFT: Reason = Reason("the caller gave up on the request");
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)

@@ -7,7 +7,9 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 
 use super::BoxError;
-use crate::{CancelGuard, Run};
+use crate::core::Cause;
+use crate::error::CALLER_LEFT;
+use crate::{CancelHandle, Run};
 
 pin_project! {
     /// The response future of [`RequestContext`](super::RequestContext) and
@@ -21,8 +23,11 @@ pin_project! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it drops the inner call; on the server side it also
-    /// cancels the request's context, so that work started under it stops.
+    /// Dropping it before it resolves drops the inner call; on the server
+    /// side it also cancels the request's context with the cause "the
+    /// caller gave up on the request", so that work started under it stops.
+    /// Once the response is ready the context is left alone: a streaming
+    /// body may still be produced under it, within its budget.
     ///
     /// # Panics
     ///
@@ -32,17 +37,26 @@ pin_project! {
         #[pin]
         call: Option<Run<F>>,
         refused: Option<BoxError>,
-        // Cancels the request's context when the caller gives up.
-        _cancel: Option<CancelGuard>,
+        // The request's own handle, held until the call completes.
+        unfinished: Option<CancelHandle>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Still running: the only sign that the caller left.
+            if let Some(request) = this.project().unfinished.take() {
+                request.cancel_for(Cause::Reason(&CALLER_LEFT));
+            }
+        }
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn running(call: Run<F>, cancel: Option<CancelGuard>) -> Self {
+    pub(super) fn running(call: Run<F>, request: Option<CancelHandle>) -> Self {
         ResponseFuture {
             call: Some(call),
             refused: None,
-            _cancel: cancel,
+            unfinished: request,
         }
     }
 
@@ -50,7 +64,7 @@ impl<F> ResponseFuture<F> {
         ResponseFuture {
             call: None,
             refused: Some(why),
-            _cancel: None,
+            unfinished: None,
         }
     }
 }
@@ -70,7 +84,9 @@ where
                 None => panic!("`ResponseFuture` polled after it completed"),
             };
         };
-        Poll::Ready(match std::task::ready!(call.poll(cx)) {
+        let outcome = std::task::ready!(call.poll(cx));
+        *this.unfinished = None;
+        Poll::Ready(match outcome {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(failed)) => Err(failed.into()),
             Err(ended) => Err(Box::new(ended)),

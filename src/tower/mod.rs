@@ -6,8 +6,10 @@
 //!   `grpc-timeout` header. The context is current while the handler runs
 //!   and sits in the request's extensions. When the budget runs out, the
 //!   handler is dropped and the call fails with the context's [`Error`];
-//!   when the caller gives up (the response future is dropped), the context
-//!   is canceled, so tasks the handler started under it stop too.
+//!   when the caller gives up (the call is dropped before it completes),
+//!   the context is canceled, so tasks the handler started under it stop
+//!   too. A completed call leaves the context to its budget, for a body
+//!   that is still streaming.
 //! - [`PropagateBudgetLayer`] (client side) writes the remaining budget of
 //!   the caller's context into the `grpc-timeout` header of each outgoing
 //!   request, refuses to send one whose context has already ended, and

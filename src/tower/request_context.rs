@@ -80,7 +80,10 @@ where
                 Err(malformed) => return ResponseFuture::refused(Box::new(malformed)),
             },
         };
-        let named = self.parent.named("request");
+        // Named after the route, so that an error says which request ended.
+        let named = self
+            .parent
+            .named(format!("request {}", request.uri().path()));
         let (ctx, cancel) = match budget {
             Some(budget) => named.child_with_timeout(budget),
             None => named.child(),
@@ -89,6 +92,6 @@ where
         // Current from the call on: a service may read it before its
         // future first runs.
         let call = ctx.attach_sync(|| self.inner.call(request));
-        ResponseFuture::running(ctx.run(call), Some(cancel.drop_guard()))
+        ResponseFuture::running(ctx.run(call), Some(cancel))
     }
 }
