@@ -98,15 +98,27 @@ async fn without_the_header_only_the_servers_limits_apply() {
 async fn a_handler_that_outlives_the_budget_is_dropped_with_a_deadline_error() {
     let seen = Arc::new(Mutex::new(None::<Context>));
     let kept = Arc::clone(&seen);
+    let (alive, handler_dropped) = tokio::sync::oneshot::channel::<()>();
+    let alive = Arc::new(Mutex::new(Some(alive)));
     let mut server =
         RequestContextLayer::new(Context::background()).layer(handler(move |_: Request<()>| {
             *kept.lock().unwrap() = Some(Context::current());
-            async { pending::<Result<Response<String>, Infallible>>().await }
+            // Dropped with the handler's future.
+            let alive = alive.lock().unwrap().take();
+            async move {
+                let _alive = alive;
+                pending::<Result<Response<String>, Infallible>>().await
+            }
         }));
     let mut call = task::spawn(server.call(request(Some("10m"))));
     assert_pending!(call.poll());
     tokio::time::advance(10 * MS).await;
     let err = assert_ready!(call.poll()).unwrap_err();
+    let mut handler_dropped = task::spawn(handler_dropped);
+    assert!(
+        assert_ready!(handler_dropped.poll()).is_err(),
+        "the handler is dropped as the call fails, not later"
+    );
     let err = err.downcast_ref::<Error>().expect("the context's error");
     assert!(err.is_deadline_exceeded());
     assert_eq!(err.context_name(), Some("request /svc/Method"));

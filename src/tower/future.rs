@@ -78,13 +78,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(call) = this.call.as_pin_mut() else {
+        let mut slot = this.call;
+        let Some(call) = slot.as_mut().as_pin_mut() else {
             return match this.refused.take() {
                 Some(why) => Poll::Ready(Err(why)),
                 None => panic!("`ResponseFuture` polled after it completed"),
             };
         };
         let outcome = std::task::ready!(call.poll(cx));
+        // Whatever ended it, the inner call goes now, not when the caller
+        // gets round to dropping this future.
+        slot.set(None);
         *this.unfinished = None;
         Poll::Ready(match outcome {
             Ok(Ok(response)) => Ok(response),
