@@ -43,7 +43,7 @@ use crate::value::{self, Values};
 /// # Examples
 ///
 /// ```
-/// use std::time::{Duration, SystemTime};
+/// use std::time::Duration;
 /// use tokio_ctx::Context;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -130,7 +130,7 @@ impl Context {
     /// that is born expired.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio::time::Instant;
     /// use tokio_ctx::Context;
     ///
@@ -183,7 +183,7 @@ impl Context {
     /// to represent (such as [`Duration::MAX`]) adds no deadline of its own.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -204,7 +204,7 @@ impl Context {
     /// `"connect"` instead of a source position.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -333,7 +333,7 @@ impl Context {
     /// The effective deadline: the earliest along the chain of ancestors.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -352,7 +352,7 @@ impl Context {
     /// `None` without a deadline. Cancellation does not change it.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -448,7 +448,7 @@ impl Context {
     /// a future that can move into a `'static` task.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -509,7 +509,7 @@ impl Context {
     /// cancellation from above.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -537,7 +537,7 @@ impl Context {
     /// Like [`with_timeout`](Self::with_timeout), with an absolute deadline.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio::time::Instant;
     /// use tokio_ctx::Context;
     ///

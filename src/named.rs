@@ -18,7 +18,7 @@ use crate::future::Timeout;
 /// `tracing` events in place of the call site.
 ///
 /// ```
-/// use std::time::{Duration, SystemTime};
+/// use std::time::Duration;
 /// use tokio_ctx::Context;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -103,7 +103,7 @@ impl<'a> Named<'a> {
     /// [`Context::child_with_timeout`] with this name.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -121,7 +121,7 @@ impl<'a> Named<'a> {
     /// [`Context::with_timeout`] with this name.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio_ctx::Context;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -150,7 +150,7 @@ impl<'a> Named<'a> {
     /// [`Context::with_deadline`] with this name.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use tokio::time::Instant;
     /// use tokio_ctx::Context;
     ///
@@ -185,7 +185,7 @@ impl<'a> Named<'a> {
     /// item limit the name is not used.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use futures::StreamExt;
     /// use tokio_ctx::Context;
     ///
