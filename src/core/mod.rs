@@ -594,6 +594,14 @@ impl Node {
         self.cancel(Some(cause));
     }
 
+    /// Records that something registered on this node (invariant 4).
+    fn mark_awaited(&self) {
+        // Set once: a read is cheaper than a write on every later waiter.
+        if self.state.load(Ordering::Relaxed) & AWAITED == 0 {
+            self.state.fetch_or(AWAITED, Ordering::Relaxed);
+        }
+    }
+
     /// True if something ever registered on this node (a waiter, a
     /// callback, a linked child).
     pub(crate) fn ever_awaited(&self) -> bool {
@@ -621,10 +629,7 @@ impl Node {
                 return Err(entry);
             }
             let key = list.entries.insert(entry);
-            // Set once: a read is cheaper than a write on every later waiter.
-            if self.state.load(Ordering::Relaxed) & AWAITED == 0 {
-                self.state.fetch_or(AWAITED, Ordering::Relaxed);
-            }
+            self.mark_awaited();
             (key, list.claim_link(self.parent.is_some()))
         };
         if link {
@@ -748,7 +753,7 @@ fn link_upward(mut child: Arc<Node>) {
                 return;
             }
             let key = list.entries.insert(Entry::Child(Arc::downgrade(&child)));
-            parent.state.fetch_or(AWAITED, Ordering::Relaxed);
+            parent.mark_awaited();
             (key, list.claim_link(parent.parent.is_some()))
         };
         {
