@@ -31,6 +31,9 @@ const UNITS: [(u8, u64); 6] = [
 /// A budget in the form of gRPC's `grpc-timeout` header: up to eight
 /// digits and a unit.
 ///
+/// Equality is of the written form (`1S` is not `1000m`); compare
+/// [`duration`](Self::duration)s to compare budgets.
+///
 /// [`Display`](fmt::Display) writes the header value and
 /// [`FromStr`] reads one. A budget is written in the finest unit that
 /// holds it in eight digits, rounded down, so the next service never gets
@@ -50,7 +53,7 @@ const UNITS: [(u8, u64); 6] = [
 /// assert_eq!(parsed.duration(), Duration::from_millis(250));
 /// assert!("250ms".parse::<GrpcTimeout>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GrpcTimeout {
     value: u64,
     /// Index into `UNITS`.
@@ -60,6 +63,14 @@ pub struct GrpcTimeout {
 impl GrpcTimeout {
     /// The largest budget the header can carry: 99,999,999 hours, about
     /// 11,400 years. Longer budgets are written as this one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::GrpcTimeout;
+    ///
+    /// assert_eq!(GrpcTimeout::MAX.to_string(), "99999999H");
+    /// assert_eq!(GrpcTimeout::from(Duration::MAX), GrpcTimeout::MAX);
+    /// ```
     pub const MAX: GrpcTimeout = GrpcTimeout {
         value: MAX_VALUE,
         unit: UNITS.len() - 1,
@@ -101,9 +112,7 @@ impl GrpcTimeout {
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<GrpcTimeout, InvalidGrpcTimeout> {
         let trimmed = trim(bytes);
-        let invalid = || InvalidGrpcTimeout {
-            value: String::from_utf8_lossy(bytes).into_owned(),
-        };
+        let invalid = || InvalidGrpcTimeout::new(bytes);
         let Some((&unit, digits)) = trimmed.split_last() else {
             return Err(invalid());
         };
@@ -177,7 +186,24 @@ impl fmt::Display for GrpcTimeout {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidGrpcTimeout {
+    /// The start of the value, as text.
     value: String,
+}
+
+/// How much of a rejected value an error keeps: a valid one is at most
+/// nine bytes, and a header can be kilobytes long.
+const SHOWN: usize = 32;
+
+impl InvalidGrpcTimeout {
+    fn new(value: &[u8]) -> Self {
+        let shown = String::from_utf8_lossy(&value[..value.len().min(SHOWN)]);
+        let value = if value.len() > SHOWN {
+            format!("{shown}…")
+        } else {
+            shown.into_owned()
+        };
+        InvalidGrpcTimeout { value }
+    }
 }
 
 impl fmt::Display for InvalidGrpcTimeout {
@@ -271,6 +297,9 @@ mod tests {
         }
         let err = GrpcTimeout::from_bytes(b"\xff1S").unwrap_err();
         assert!(err.to_string().contains("\u{fffd}1S"), "{err}");
+        let long = GrpcTimeout::from_bytes(&[b'9'; 4096]).unwrap_err();
+        assert!(long.to_string().len() < 150, "{long}");
+        assert!(long.to_string().contains('…'));
         let io = std::io::Error::from(err);
         assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
     }
