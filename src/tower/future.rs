@@ -32,6 +32,46 @@ pin_project! {
     /// # Panics
     ///
     /// Polling it again after it resolved panics.
+    ///
+    /// # Examples
+    ///
+    /// A request with a malformed header never reaches the handler:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::future::{ready, Ready};
+    /// use std::task::{Context as TaskContext, Poll};
+    ///
+    /// use http::Request;
+    /// use tokio_ctx::tower::RequestContextLayer;
+    /// use tokio_ctx::{Context, InvalidGrpcTimeout};
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    ///
+    /// struct Hello;
+    ///
+    /// impl Service<Request<()>> for Hello {
+    ///     type Response = &'static str;
+    ///     type Error = Infallible;
+    ///     type Future = Ready<Result<&'static str, Infallible>>;
+    ///
+    ///     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+    ///         Poll::Ready(Ok(()))
+    ///     }
+    ///
+    ///     fn call(&mut self, _: Request<()>) -> Self::Future {
+    ///         ready(Ok("hello"))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut service = RequestContextLayer::new(Context::background()).layer(Hello);
+    /// let request = Request::builder().header("grpc-timeout", "soon").body(()).unwrap();
+    /// let err = service.call(request).await.unwrap_err();
+    /// assert!(err.is::<InvalidGrpcTimeout>());
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
         #[pin]

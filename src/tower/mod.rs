@@ -73,12 +73,29 @@ pub use propagate::{PropagateBudget, PropagateBudgetLayer};
 pub use request_context::{RequestContext, RequestContextLayer};
 
 /// The header gRPC carries a call's budget in.
+///
+/// ```
+/// use tokio_ctx::tower::GRPC_TIMEOUT;
+///
+/// let request = http::Request::builder().header(GRPC_TIMEOUT, "250m").body(()).unwrap();
+/// assert_eq!(request.headers()["grpc-timeout"], "250m");
+/// ```
 pub const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// The error both services fail with: the inner service's error, the
 /// context's [`Error`](crate::Error), or an
 /// [`InvalidGrpcTimeout`](crate::InvalidGrpcTimeout) header; tell them
 /// apart with `downcast_ref`, as with tower's own middleware.
+///
+/// ```
+/// use tokio_ctx::tower::BoxError;
+/// use tokio_ctx::{Context, Error};
+///
+/// let (ctx, cancel) = Context::background().child();
+/// cancel.cancel();
+/// let err: BoxError = Box::new(ctx.err().unwrap());
+/// assert!(err.downcast_ref::<Error>().is_some_and(Error::is_canceled));
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl From<crate::GrpcTimeout> for http::HeaderValue {
@@ -92,9 +109,10 @@ impl From<crate::GrpcTimeout> for http::HeaderValue {
     /// assert_eq!(value, "2000000u");
     /// ```
     fn from(budget: crate::GrpcTimeout) -> Self {
-        // Digits and a unit letter are always a valid header value; the
-        // fallback only keeps this free of a panic path.
+        // Digits and a unit letter are always a valid header value. The
+        // fallback only keeps this free of a panic path, and errs on the
+        // side of less time.
         http::HeaderValue::from_str(&budget.to_string())
-            .unwrap_or_else(|_| http::HeaderValue::from_static("99999999H"))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("1n"))
     }
 }

@@ -36,7 +36,8 @@ pub struct PropagateBudgetLayer {
 }
 
 impl PropagateBudgetLayer {
-    /// A layer that reads each request's context as described above.
+    /// A layer that reads each request's context as described above; see
+    /// the example on [`PropagateBudgetLayer`].
     pub fn new() -> Self {
         PropagateBudgetLayer::default()
     }
@@ -51,6 +52,15 @@ impl<S> Layer<S> for PropagateBudgetLayer {
 }
 
 /// The service made by [`PropagateBudgetLayer`].
+///
+/// ```
+/// use tokio_ctx::tower::{PropagateBudget, PropagateBudgetLayer};
+/// use tower_layer::Layer;
+///
+/// struct Channel;
+/// let client: PropagateBudget<Channel> = PropagateBudgetLayer::new().layer(Channel);
+/// # drop(client);
+/// ```
 #[derive(Debug, Clone)]
 pub struct PropagateBudget<S> {
     inner: S,
@@ -75,10 +85,15 @@ where
             .get::<Context>()
             .cloned()
             .unwrap_or_else(Context::current);
-        if let Err(ended) = ctx.check() {
-            return ResponseFuture::refused(Box::new(ended));
+        // One clock read serves both the check and the header.
+        let left = ctx.remaining();
+        let out_of_time = left.is_some_and(|left| left.is_zero());
+        if out_of_time || ctx.node().is_some_and(|node| node.is_canceled()) {
+            if let Some(ended) = ctx.err() {
+                return ResponseFuture::refused(Box::new(ended));
+            }
         }
-        if let Some(budget) = ctx.grpc_timeout() {
+        if let Some(budget) = left.map(GrpcTimeout::from) {
             let asked = request
                 .headers()
                 .get(GRPC_TIMEOUT)

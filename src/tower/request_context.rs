@@ -35,7 +35,8 @@ pub struct RequestContextLayer {
 }
 
 impl RequestContextLayer {
-    /// Derives every request's context from `parent`.
+    /// Derives every request's context from `parent`; see the example on
+    /// [`RequestContextLayer`].
     pub fn new(parent: Context) -> Self {
         RequestContextLayer { parent }
     }
@@ -53,6 +54,17 @@ impl<S> Layer<S> for RequestContextLayer {
 }
 
 /// The service made by [`RequestContextLayer`].
+///
+/// ```
+/// use tokio_ctx::tower::{RequestContext, RequestContextLayer};
+/// use tokio_ctx::Context;
+/// use tower_layer::Layer;
+///
+/// struct Handler;
+/// let service: RequestContext<Handler> =
+///     RequestContextLayer::new(Context::background()).layer(Handler);
+/// # drop(service);
+/// ```
 #[derive(Debug, Clone)]
 pub struct RequestContext<S> {
     inner: S,
