@@ -291,6 +291,9 @@ where
     }
 }
 
+/// A line of the report: the figure's name, how to read it off a run, its unit.
+type Row = (&'static str, fn(&Run) -> f64, &'static str);
+
 struct Options {
     workers: Vec<usize>,
     rounds: usize,
@@ -384,7 +387,7 @@ fn main() {
             ours[0].completed, theirs[0].completed,
             "both versions must complete the same requests"
         );
-        let rows: [(&str, fn(&Run) -> f64, &str); 4] = [
+        let rows: [Row; 4] = [
             ("requests/s", |r| r.per_second, ""),
             ("p50 latency", |r| r.p50.as_secs_f64() * 1e6, " µs"),
             ("p99 latency", |r| r.p99.as_secs_f64() * 1e6, " µs"),
