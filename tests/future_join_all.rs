@@ -157,3 +157,53 @@ async fn huge_budgets_and_empty_inputs() {
         .unwrap()
         .is_empty());
 }
+
+/// Polls a finished future once more and returns the panic message.
+fn poll_again<F: std::future::Future + Unpin>(fut: &mut F) -> String {
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = std::pin::Pin::new(fut).poll(&mut cx);
+    }))
+    .expect_err("polling a completed future must panic");
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn polling_a_completed_join_panics_with_a_clear_message() {
+    let ctx = Context::background();
+    let mut join = ctx.join_all([|_c| async { 1 }]);
+    assert_eq!((&mut join).await.unwrap(), [1]);
+    assert_eq!(poll_again(&mut join), "`JoinAll` polled after it completed");
+
+    let mut settle = ctx.settle([|_c| async { 1 }]);
+    assert_eq!((&mut settle).await.len(), 1);
+    assert_eq!(
+        poll_again(&mut settle),
+        "`Settle` polled after it completed"
+    );
+
+    let mut try_join = ctx.try_join_all([|_c| async { Ok::<_, ()>(1) }]);
+    assert_eq!((&mut try_join).await.unwrap(), [1]);
+    assert_eq!(
+        poll_again(&mut try_join),
+        "`TryJoinAll` polled after it completed"
+    );
+
+    // After an error too, and after the context ended.
+    let mut failed = ctx.try_join_all([|_c| async { Err::<u8, _>("no") }]);
+    assert!((&mut failed).await.is_err());
+    assert_eq!(
+        poll_again(&mut failed),
+        "`TryJoinAll` polled after it completed"
+    );
+    let (ended, cancel) = ctx.child();
+    cancel.cancel();
+    let mut join = ended.join_all([|_c| pending::<()>()]);
+    assert!((&mut join).await.is_err());
+    assert_eq!(poll_again(&mut join), "`JoinAll` polled after it completed");
+}

@@ -93,39 +93,62 @@ impl Context {
     }
 }
 
-/// Outputs by input position, filled as the futures finish.
+/// Outputs by input position, filled as the futures finish; taken once, when
+/// the combinator completes, which is how it knows it has.
 pub(crate) struct Outputs<T> {
-    slots: Vec<Option<T>>,
+    slots: Option<Vec<Option<T>>>,
 }
 
 impl<T> Outputs<T> {
     pub(crate) fn new(len: usize) -> Self {
         Outputs {
-            slots: std::iter::repeat_with(|| None).take(len).collect(),
+            slots: Some(std::iter::repeat_with(|| None).take(len).collect()),
+        }
+    }
+
+    /// Panics, naming `what`, if the outputs were taken: the combinator was
+    /// polled after it completed (the documented `# Panics`).
+    pub(crate) fn assert_pending(&self, what: &str) {
+        if self.slots.is_none() {
+            panic!("`{what}` polled after it completed");
         }
     }
 
     pub(crate) fn set(&mut self, index: usize, value: T) {
-        if let Some(slot) = self.slots.get_mut(index) {
+        if let Some(slot) = self.slots.as_mut().and_then(|slots| slots.get_mut(index)) {
             *slot = Some(value);
         }
     }
 
     pub(crate) fn finished(&self) -> usize {
-        self.slots.iter().filter(|slot| slot.is_some()).count()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|slot| slot.is_some())
+            .count()
     }
 
     /// Every slot; `missing` fills the ones that never got a value.
     pub(crate) fn take(&mut self, mut missing: impl FnMut() -> T) -> Vec<T> {
-        std::mem::take(&mut self.slots)
+        self.slots
+            .take()
+            .unwrap_or_default()
             .into_iter()
             .map(|slot| slot.unwrap_or_else(&mut missing))
             .collect()
     }
 
-    /// Every slot, if every one has a value.
+    /// Every slot, if every one has a value; otherwise they stay.
     pub(crate) fn take_all(&mut self) -> Option<Vec<T>> {
-        std::mem::take(&mut self.slots).into_iter().collect()
+        if self.slots.as_ref()?.iter().any(Option::is_none) {
+            return None;
+        }
+        self.slots.take()?.into_iter().collect()
+    }
+
+    /// Drops what was gathered: the combinator completed another way.
+    pub(crate) fn discard(&mut self) {
+        self.slots = None;
     }
 }
 
@@ -143,7 +166,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -171,6 +195,7 @@ impl<F: Future> Future for JoinAll<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.outputs.assert_pending("JoinAll");
         while let Poll::Ready(next) = this.branches.poll_next(cx) {
             match next {
                 Some((index, output)) => this.outputs.set(index, output),
@@ -185,6 +210,7 @@ impl<F: Future> Future for JoinAll<F> {
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 this.branches.cancel_rest(&FINISHED);
+                this.outputs.discard();
                 Poll::Ready(Err(err))
             }
             Poll::Pending => Poll::Pending,
@@ -210,7 +236,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -239,6 +266,7 @@ impl<F: Future> Future for Settle<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.outputs.assert_pending("Settle");
         while let Poll::Ready(next) = this.branches.poll_next(cx) {
             match next {
                 Some((index, output)) => this.outputs.set(index, Ok(output)),

@@ -50,7 +50,7 @@ impl Context {
     {
         SelectFirst {
             branches: Branches::new(self, fns, Location::caller()),
-            failures: Vec::new(),
+            failures: Some(Vec::new()),
             ctx: self.clone(),
             wait: Wait::new(),
         }
@@ -77,7 +77,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -93,7 +94,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct SelectFirst<F, E> {
         branches: Branches<F>,
-        failures: Vec<(usize, E)>,
+        // Taken when it completes, which is how it knows it has.
+        failures: Option<Vec<(usize, E)>>,
         ctx: Context,
         #[pin]
         wait: Wait,
@@ -108,15 +110,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let Some(failures) = this.failures.as_mut() else {
+            panic!("`SelectFirst` polled after it completed");
+        };
         loop {
             match this.branches.poll_next(cx) {
                 Poll::Ready(Some((index, Ok(value)))) => {
                     this.branches.cancel_rest(&LOST_RACE);
+                    *this.failures = None;
                     return Poll::Ready(Ok((index, value)));
                 }
-                Poll::Ready(Some((index, Err(failure)))) => this.failures.push((index, failure)),
+                Poll::Ready(Some((index, Err(failure)))) => failures.push((index, failure)),
                 Poll::Ready(None) => {
-                    let failures = std::mem::take(this.failures);
+                    let failures = this.failures.take().unwrap_or_default();
                     return Poll::Ready(Err(SelectError::new(failures, None)));
                 }
                 Poll::Pending => break,
@@ -125,7 +131,7 @@ where
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 this.branches.cancel_rest(&FINISHED);
-                let failures = std::mem::take(this.failures);
+                let failures = this.failures.take().unwrap_or_default();
                 Poll::Ready(Err(SelectError::new(failures, Some(err))))
             }
             Poll::Pending => Poll::Pending,
@@ -137,7 +143,7 @@ impl<F, E> std::fmt::Debug for SelectFirst<F, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectFirst")
             .field("branches", &self.branches)
-            .field("failed", &self.failures.len())
+            .field("failed", &self.failures.as_ref().map_or(0, Vec::len))
             .field("ctx", &self.ctx)
             .finish()
     }

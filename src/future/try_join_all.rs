@@ -77,7 +77,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -108,11 +109,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.values.assert_pending("TryJoinAll");
         while let Poll::Ready(next) = this.branches.poll_next(cx) {
             match next {
                 Some((index, Ok(value))) => this.values.set(index, value),
                 Some((index, Err(error))) => {
                     this.branches.cancel_rest(&SIBLING_FAILED);
+                    this.values.discard();
                     return Poll::Ready(Err(TryJoinError::Failed { index, error }));
                 }
                 None => {
@@ -126,6 +129,7 @@ where
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 this.branches.cancel_rest(&FINISHED);
+                this.values.discard();
                 Poll::Ready(Err(TryJoinError::Ended(err)))
             }
             Poll::Pending => Poll::Pending,
