@@ -366,3 +366,125 @@ async fn a_scope_under_an_ended_or_zero_budget_runs_nothing_and_returns() {
         .await;
     assert_eq!(out.unwrap(), 5);
 }
+
+/// Counts how many times it was dropped.
+struct CountDrop(Arc<AtomicUsize>);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Fails the way a closure that panics halfway does, with a type to infer.
+fn explode<T>() -> T {
+    panic!("the scope's closure blew up")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scope_closure_that_panics_leaves_no_task_running() {
+    // Issue 10, defect 6: the closure spawns a task that keeps a clone of
+    // the scope, then panics before the scope future exists.
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let task_ctx = Arc::new(Mutex::new(None));
+    let (counter, seen) = (Arc::clone(&dropped), Arc::clone(&task_ctx));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Context::background().scope(move |scope: tokio_ctx::Scope<()>| {
+            let keep = scope.clone();
+            let count = CountDrop(counter);
+            let task = scope.spawn(move |_ctx| async move {
+                let _keep = keep;
+                let _count = count;
+                pending::<Result<(), ()>>().await
+            });
+            *seen.lock().unwrap() = Some(task.context().clone());
+            explode::<std::future::Ready<Result<(), ()>>>()
+        })
+    }));
+    assert!(panicked.is_err());
+    let ctx = task_ctx.lock().unwrap().clone().unwrap();
+    assert!(ctx.is_done(), "the task's context ended with the closure");
+    // It ignores its context: the grace period (one second) bounds it.
+    time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the task's future was dropped"
+    );
+}
+
+/// When dropped, spawns a task into `scope` that holds the next one, `depth`
+/// times: user code that spawns from a destructor.
+struct SpawnOnDrop(tokio_ctx::Scope<()>, usize);
+
+impl Drop for SpawnOnDrop {
+    fn drop(&mut self) {
+        if self.1 > 0 {
+            let next = SpawnOnDrop(self.0.clone(), self.1 - 1);
+            // The handle is not needed: the scope owns the task.
+            drop(self.0.spawn(move |_ctx| async move {
+                let _next = next;
+                Ok(())
+            }));
+        }
+    }
+}
+
+#[test]
+fn a_drop_that_spawns_into_its_scope_during_runtime_shutdown_does_not_hang() {
+    // Issue 10, defect 4. On a runtime that is shutting down, tokio drops a
+    // new task's future inside `spawn`; that drop spawns into the same scope
+    // again. Bounded: a hang fails the test instead of stalling the suite.
+    let (finished, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut scope = Box::pin(Context::background().scope(
+            |scope: tokio_ctx::Scope<()>| async move {
+                let spawner = SpawnOnDrop(scope.clone(), 3);
+                scope.spawn(move |_ctx| async move {
+                    let _spawner = spawner;
+                    pending::<Result<(), ()>>().await
+                });
+                pending::<Result<(), ()>>().await
+            },
+        ));
+        rt.block_on(async {
+            let waker = futures::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(std::future::Future::poll(scope.as_mut(), &mut cx).is_pending());
+            // Let the task start.
+            tokio::task::yield_now().await;
+        });
+        // The scope is still open while the runtime drops its task.
+        drop(rt);
+        drop(scope);
+        finished.send(()).unwrap();
+    });
+    wait.recv_timeout(Duration::from_secs(20))
+        .expect("shutting the runtime down hung (or panicked)");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scope_kept_past_its_end_spawns_nothing() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    Context::background()
+        .scope(|scope: tokio_ctx::Scope<()>| async move {
+            let _ = tx.send(scope.clone());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let late = rx.await.unwrap();
+    let called = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&called);
+    let handle = late.spawn(move |_ctx| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    // Its context is a child of the scope's, which ended with the scope.
+    assert!(handle.await.unwrap_err().is_canceled());
+    assert_eq!(called.load(Ordering::SeqCst), 0, "nothing was made or run");
+}

@@ -6,14 +6,16 @@ use std::future::Future;
 use std::mem;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use futures::stream::FuturesUnordered;
 use futures::task::AtomicWaker;
+use futures::StreamExt;
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
 use super::graceful::{Grace, Graceful};
 use super::guard::TaskGuard;
@@ -96,18 +98,26 @@ impl Context {
         let shared = Arc::new(Shared {
             ctx: ctx.clone(),
             cancel,
-            tasks: Mutex::new(Tasks {
-                set: JoinSet::new(),
+            state: Mutex::new(State {
+                incoming: Vec::new(),
                 closed: false,
             }),
             waker: AtomicWaker::new(),
             grace: Grace::new(DEFAULT_GRACE),
         });
-        let body = f(Scope {
+        // The guard exists before `f` runs: if `f` panics after spawning,
+        // unwinding drops it, which cancels the scope and so stops the tasks.
+        let guard = ScopeGuard {
             shared: Arc::clone(&shared),
+        };
+        let body = f(Scope {
+            shared: Arc::downgrade(&shared),
+            ctx: ctx.clone(),
         });
         ScopeFuture {
+            guard,
             body: Some(Graceful::new(ctx, body, Arc::clone(&shared.grace))),
+            running: FuturesUnordered::new(),
             value: None,
             errors: Vec::new(),
             ended: None,
@@ -115,7 +125,6 @@ impl Context {
             parent: self.clone(),
             parent_wait: Wait::new(),
             collect_all: false,
-            guard: ScopeGuard { shared },
         }
     }
 }
@@ -127,8 +136,13 @@ enum TaskEnd<E> {
     Stopped,
 }
 
-struct Tasks<E> {
-    set: JoinSet<TaskEnd<E>>,
+/// What `spawn` and the scope future share, under [`Shared::state`]'s lock.
+/// Only bookkeeping happens under it: tasks are spawned before it is taken
+/// and join handles dropped after it is released, so that no user code (a
+/// future that a shutting-down runtime drops inside `spawn`) runs under it.
+struct State<E> {
+    /// Tasks spawned since the scope future last looked; it takes them.
+    incoming: Vec<JoinHandle<TaskEnd<E>>>,
     /// Set once the scope has finished or was dropped: nothing may join.
     closed: bool,
 }
@@ -136,7 +150,7 @@ struct Tasks<E> {
 struct Shared<E> {
     ctx: Context,
     cancel: CancelHandle,
-    tasks: Mutex<Tasks<E>>,
+    state: Mutex<State<E>>,
     /// The scope future's waker, so that a task spawned from elsewhere (a
     /// task holding a clone of the [`Scope`]) gets joined.
     waker: AtomicWaker,
@@ -168,13 +182,17 @@ struct Shared<E> {
 /// # }
 /// ```
 pub struct Scope<E> {
-    shared: Arc<Shared<E>>,
+    // Weak: tasks hold clones of the scope, and the scope holds its tasks.
+    // A strong reference would make a cycle that keeps both alive.
+    shared: Weak<Shared<E>>,
+    ctx: Context,
 }
 
 impl<E> Clone for Scope<E> {
     fn clone(&self) -> Self {
         Scope {
-            shared: Arc::clone(&self.shared),
+            shared: Weak::clone(&self.shared),
+            ctx: self.ctx.clone(),
         }
     }
 }
@@ -197,7 +215,7 @@ impl<E: Send + 'static> Scope<E> {
     /// # }
     /// ```
     pub fn context(&self) -> &Context {
-        &self.shared.ctx
+        &self.ctx
     }
 
     /// Spawns the future made by `f` as a Tokio task of this scope, under a
@@ -236,19 +254,20 @@ impl<E: Send + 'static> Scope<E> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        let (child, handle) = self
-            .shared
-            .ctx
-            .derive(None, Limit::None, Location::caller());
+        let (child, handle) = self.ctx.derive(None, Limit::None, Location::caller());
         let (tx, rx) = oneshot::channel();
         let scoped = ScopedHandle {
             rx,
             ctx: child.clone(),
         };
-        // Make the future before locking: `f` may spawn siblings.
+        let Some(shared) = self.shared.upgrade().filter(|shared| !shared.is_closed()) else {
+            handle.cancel_for(Cause::Reason(&SCOPE_CLOSED));
+            return scoped;
+        };
+        // Make the future before anything else: `f` may spawn siblings.
         let fut = f(child.clone());
         let guard = TaskGuard::new(handle.clone());
-        let grace = Arc::clone(&self.shared.grace);
+        let grace = Arc::clone(&shared.grace);
         let task = async move {
             if child.is_done() {
                 guard.finished();
@@ -270,25 +289,40 @@ impl<E: Send + 'static> Scope<E> {
                 }
             }
         };
-        {
-            let mut tasks = lock(&self.shared.tasks);
-            if tasks.closed {
-                drop(tasks);
-                handle.cancel_for(Cause::Reason(&SCOPE_CLOSED));
-                return scoped;
-            }
-            tasks.set.spawn(task);
+        // Spawned with no lock held: a runtime that is shutting down drops
+        // the task's future inside `spawn`, and that drop may spawn again.
+        let join = tokio::spawn(task);
+        let mut state = lock(&shared.state);
+        if state.closed {
+            // The scope finished meanwhile: the task starts canceled and
+            // stops on its own; its join handle is let go.
+            drop(state);
+            handle.cancel_for(Cause::Reason(&SCOPE_CLOSED));
+            drop(join);
+            return scoped;
         }
-        self.shared.waker.wake();
+        state.incoming.push(join);
+        drop(state);
+        shared.waker.wake();
         scoped
+    }
+}
+
+impl<E> Shared<E> {
+    fn is_closed(&self) -> bool {
+        lock(&self.state).closed
     }
 }
 
 impl<E> fmt::Debug for Scope<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let open = self
+            .shared
+            .upgrade()
+            .is_some_and(|shared| !shared.is_closed());
         f.debug_struct("Scope")
-            .field("ctx", &self.shared.ctx)
-            .field("tasks", &lock(&self.shared.tasks).set.len())
+            .field("ctx", &self.ctx)
+            .field("open", &open)
             .finish()
     }
 }
@@ -369,16 +403,15 @@ struct ScopeGuard<E: Send + 'static> {
 impl<E: Send + 'static> Drop for ScopeGuard<E> {
     fn drop(&mut self) {
         self.shared.cancel.cancel_for(Cause::Reason(&FINISHED));
-        let set = {
-            let mut tasks = lock(&self.shared.tasks);
-            tasks.closed = true;
-            mem::take(&mut tasks.set)
+        let incoming = {
+            let mut state = lock(&self.shared.state);
+            state.closed = true;
+            mem::take(&mut state.incoming)
         };
         // The tasks saw the cancellation; each stops on its own within the
         // grace period (see `Graceful`), so they are let go rather than cut
-        // short.
-        let mut set = set;
-        set.detach_all();
+        // short: dropping a join handle detaches its task.
+        drop(incoming);
     }
 }
 
@@ -418,6 +451,9 @@ pin_project! {
         guard: ScopeGuard<E>,
         #[pin]
         body: Option<Graceful<Fut>>,
+        // The tasks taken from `State::incoming`; dropping them detaches
+        // the tasks, which the guard has canceled by then.
+        running: FuturesUnordered<JoinHandle<TaskEnd<E>>>,
         value: Option<R>,
         errors: Vec<E>,
         ended: Option<Error>,
@@ -519,34 +555,38 @@ where
         }
 
         // Then every task that finished. The scope is over once the body is
-        // and the set is empty, checked under the lock that `spawn` takes.
+        // and no task is left, checked under the lock that `spawn` takes.
         let mut finished = false;
         loop {
-            let next = {
-                let mut tasks = lock(&shared.tasks);
-                let next = tasks.set.poll_join_next(cx);
-                if matches!(next, Poll::Ready(None)) && this.body.is_none() {
-                    tasks.closed = true;
-                    finished = true;
-                }
-                next
-            };
-            match next {
-                Poll::Ready(Some(Ok(TaskEnd::Failed(error)))) => {
-                    this.errors.push(error);
-                    if !*this.collect_all {
-                        shared.cancel.cancel_for(Cause::Reason(&SIBLING_FAILED));
+            let incoming = mem::take(&mut lock(&shared.state).incoming);
+            this.running.extend(incoming);
+            while let Poll::Ready(Some(joined)) = this.running.poll_next_unpin(cx) {
+                match joined {
+                    Ok(TaskEnd::Failed(error)) => {
+                        this.errors.push(error);
+                        if !*this.collect_all {
+                            shared.cancel.cancel_for(Cause::Reason(&SIBLING_FAILED));
+                        }
+                    }
+                    Ok(TaskEnd::Done | TaskEnd::Stopped) => {}
+                    Err(join_error) => {
+                        if let Ok(panic) = join_error.try_into_panic() {
+                            this.panic.get_or_insert(panic);
+                            shared.cancel.cancel_for(Cause::Reason(&SIBLING_PANICKED));
+                        }
                     }
                 }
-                Poll::Ready(Some(Ok(TaskEnd::Done | TaskEnd::Stopped))) => {}
-                Poll::Ready(Some(Err(join_error))) => {
-                    if let Ok(panic) = join_error.try_into_panic() {
-                        this.panic.get_or_insert(panic);
-                        shared.cancel.cancel_for(Cause::Reason(&SIBLING_PANICKED));
-                    }
-                }
-                Poll::Ready(None) | Poll::Pending => break,
             }
+            if this.body.is_some() || !this.running.is_empty() {
+                break;
+            }
+            let mut state = lock(&shared.state);
+            if state.incoming.is_empty() {
+                state.closed = true;
+                finished = true;
+                break;
+            }
+            // A task was spawned meanwhile: take it and look again.
         }
         if finished {
             shared.cancel.cancel_for(Cause::Reason(&FINISHED));
