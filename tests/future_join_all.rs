@@ -207,3 +207,20 @@ async fn polling_a_completed_join_panics_with_a_clear_message() {
     assert!((&mut join).await.is_err());
     assert_eq!(poll_again(&mut join), "`JoinAll` polled after it completed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn try_join_all_reports_a_hang_up_that_a_branch_noticed_first_as_ended() {
+    // Go style: each branch gives up with its context's error.
+    let (ctx, cancel) = Context::background().named("request").child();
+    let branch = |ctx: Context| async move { Err::<(), _>(ctx.done().await) };
+    let mut join = tokio_test::task::spawn(ctx.try_join_all([branch, branch]));
+    tokio_test::assert_pending!(join.poll());
+    cancel.cancel_with("the client hung up");
+    match tokio_test::assert_ready!(join.poll()) {
+        Err(TryJoinError::Ended(err)) => {
+            assert_eq!(err.context_name(), Some("request"));
+            assert_eq!(err.cause().unwrap().to_string(), "the client hung up");
+        }
+        other => panic!("a hang-up is not a branch failure: {other:?}"),
+    }
+}

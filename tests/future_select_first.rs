@@ -137,3 +137,22 @@ async fn polling_a_completed_select_first_panics_with_a_clear_message() {
         "`SelectFirst` polled after it completed"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn candidates_that_fail_because_the_context_ended_report_the_end() {
+    let (ctx, cancel) = Context::background().named("lookup").child();
+    let candidate = |ctx: Context| async move { Err::<(), _>(ctx.done().await) };
+    let mut select = tokio_test::task::spawn(ctx.select_first([candidate, candidate]));
+    tokio_test::assert_pending!(select.poll());
+    cancel.cancel_with("the client hung up");
+    let err = tokio_test::assert_ready!(select.poll()).unwrap_err();
+    assert!(
+        err.is_ended(),
+        "the context's end, not two unrelated failures"
+    );
+    assert_eq!(
+        err.ended().unwrap().cause().unwrap().to_string(),
+        "the client hung up"
+    );
+    assert_eq!(err.failures().len(), 2, "the failures are kept too");
+}

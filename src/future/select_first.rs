@@ -69,7 +69,10 @@ pin_project! {
     /// # Ordering
     ///
     /// The futures are polled before the context is checked: a success in
-    /// the poll in which the context ends is returned.
+    /// the poll in which the context ends is returned. When every candidate
+    /// has failed and the context has ended by then, the error carries the
+    /// context's error as well as the failures: the candidates may only have
+    /// been giving up because of that end.
     ///
     /// # Cancel safety
     ///
@@ -123,7 +126,14 @@ where
                 Poll::Ready(Some((index, Err(failure)))) => failures.push((index, failure)),
                 Poll::Ready(None) => {
                     let failures = this.failures.take().unwrap_or_default();
-                    return Poll::Ready(Err(SelectError::new(failures, None)));
+                    // Candidates that failed once the context had ended may
+                    // only have been giving up: report the end with them.
+                    let ended = if failures.is_empty() {
+                        None
+                    } else {
+                        this.ctx.err()
+                    };
+                    return Poll::Ready(Err(SelectError::new(failures, ended)));
                 }
                 Poll::Pending => break,
             }

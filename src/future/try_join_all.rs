@@ -20,7 +20,8 @@ impl Context {
     ///
     /// The siblings of a failed future are canceled with the cause "a sibling
     /// failed", so tasks they spawned stop too, and dropped. If this context
-    /// ends first, the error is [`TryJoinError::Ended`].
+    /// ends first, the error is [`TryJoinError::Ended`], also when a branch
+    /// noticed the end first and failed because of it.
     ///
     /// ```
     /// use std::time::Duration;
@@ -67,9 +68,11 @@ impl Context {
 pin_project! {
     /// The future returned by [`Context::try_join_all`].
     ///
-    /// The futures are polled before the context is checked: a failure or
-    /// the last success in the poll in which the context ends is reported
-    /// as such.
+    /// The futures are polled before the context is checked: the last
+    /// success in the poll in which the context ends is reported as such.
+    /// A failure once the context has ended is reported as
+    /// [`TryJoinError::Ended`]: the branch may only have been giving up
+    /// because of that end, as Go code that returns `ctx.Err()` does.
     ///
     /// # Cancel safety
     ///
@@ -114,8 +117,15 @@ where
             match next {
                 Some((index, Ok(value))) => this.values.set(index, value),
                 Some((index, Err(error))) => {
-                    this.branches.cancel_rest(&SIBLING_FAILED);
                     this.values.discard();
+                    // A branch that gives up because the context ended (Go
+                    // style, returning its context's error) did not fail on
+                    // its own: the end is what happened.
+                    if let Some(ended) = this.ctx.err() {
+                        this.branches.cancel_rest(&FINISHED);
+                        return Poll::Ready(Err(TryJoinError::Ended(ended)));
+                    }
+                    this.branches.cancel_rest(&SIBLING_FAILED);
                     return Poll::Ready(Err(TryJoinError::Failed { index, error }));
                 }
                 None => {
