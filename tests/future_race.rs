@@ -150,12 +150,30 @@ async fn zero_and_huge_budgets() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_empty_race_waits_for_the_context() {
+async fn an_empty_race_fails_at_once_as_an_empty_select_first_does() {
     let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(1));
     let none: Vec<fn(Context) -> std::future::Pending<()>> = Vec::new();
     let start = Instant::now();
-    assert!(ctx.race(none).await.unwrap_err().is_deadline_exceeded());
-    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    let err = ctx.race(none).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO, "no winner can ever come");
+    assert!(err.is_canceled());
+    assert_eq!(
+        err.cause().unwrap().to_string(),
+        "the race was given no futures"
+    );
+    assert!(!ctx.is_done(), "only the race's own child ended");
+
+    let none: Vec<fn(Context) -> std::future::Pending<Result<(), &'static str>>> = Vec::new();
+    let err = ctx.select_first(none).await.unwrap_err();
+    assert!(err.failures().is_empty() && !err.is_ended());
+    assert_eq!(err.to_string(), "select_first was given no candidates");
+
+    // Under a context that has already ended, its error comes first.
+    let (ended, cancel) = Context::background().child();
+    cancel.cancel_with("shutting down");
+    let none: Vec<fn(Context) -> std::future::Pending<()>> = Vec::new();
+    let err = ended.race(none).await.unwrap_err();
+    assert_eq!(err.cause().unwrap().to_string(), "shutting down");
 }
 
 #[tokio::test(start_paused = true)]

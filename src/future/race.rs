@@ -10,8 +10,12 @@ use pin_project_lite::pin_project;
 
 use super::branches::Branches;
 use super::wait::Wait;
-use crate::context::Context;
-use crate::error::{Error, FINISHED, LOST_RACE};
+use crate::context::{Context, Limit};
+use crate::core::Cause;
+use crate::error::{Error, Reason, FINISHED, LOST_RACE};
+
+/// The cause an empty race fails with: no winner can ever come.
+static NOTHING_TO_RACE: Reason = Reason("the race was given no futures");
 
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
@@ -52,9 +56,20 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
+        let location = Location::caller();
+        let branches = Branches::new(self, fns, location);
+        let ctx = if branches.len() == 0 {
+            // Waits on a child that is already over, so the race fails at
+            // once with an error located at this call.
+            let (empty, handle) = self.derive(None, Limit::None, location);
+            handle.cancel_for(Cause::Reason(&NOTHING_TO_RACE));
+            empty
+        } else {
+            self.clone()
+        };
         Race {
-            branches: Branches::new(self, fns, Location::caller()),
-            ctx: self.clone(),
+            branches,
+            ctx,
             wait: Wait::new(),
         }
     }
@@ -182,7 +197,8 @@ impl<A: Future, B: Future> Future for OneOf<A, B> {
 }
 
 pin_project! {
-    /// The future returned by [`Context::race`] and [`Context::race_either`].
+    /// The future returned by [`Context::race`] (and, inside a [`RaceEither`],
+    /// by [`Context::race_either`]).
     ///
     /// # Fairness
     ///
@@ -196,8 +212,13 @@ pin_project! {
     ///
     /// The futures are polled before the context is checked: a future that
     /// completes in the poll in which the context ends still wins, and its
-    /// output is returned, not dropped. An empty race never completes on
-    /// its own; it resolves to the context's error when the context ends.
+    /// output is returned, not dropped.
+    ///
+    /// An empty race fails at once, as an empty
+    /// [`select_first`](Context::select_first) does: no winner can ever
+    /// come. Its error is a cancellation, located at the `race` call, with
+    /// the cause "the race was given no futures" (or the context's own
+    /// error if it has already ended).
     ///
     /// # Cancel safety
     ///

@@ -21,7 +21,7 @@ impl Context {
     /// if every future fails, the [`SelectError`] carries all the failures
     /// in input order; if the context ends first, it carries the context's
     /// error and the failures seen so far. An empty input fails at once with
-    /// no failures. Fairness and ordering are those of [`Race`](crate::Race).
+    /// no failures, as an empty [`race`](Self::race) does. Fairness and ordering are those of [`Race`](crate::Race).
     ///
     /// ```
     /// use std::time::Duration;
