@@ -101,14 +101,17 @@
     rust_2018_idioms,
     unreachable_pub
 )]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// Shows on docs.rs which feature each gated item needs (`doc_cfg` took in
+// `doc_auto_cfg` in Rust 1.92; the explicit `doc(cfg)` below also reads
+// right on older nightlies).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cancel;
 mod context;
 mod core;
 mod current;
 mod error;
-mod future;
+pub mod future;
 mod grpc_timeout;
 mod interop;
 mod loom;
@@ -117,22 +120,26 @@ mod on_done;
 mod stream;
 mod task;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
-pub use current::Attached;
 pub use error::{Error, ScopeError, SelectError, TryJoinError};
-pub use future::{
-    AsCompleted, Done, DoneOwned, JoinAll, Race, RaceEither, Run, SelectFirst, Settle, Timeout,
-    TryJoinAll,
-};
 pub use grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use named::Named;
 pub use on_done::OnDone;
 pub use stream::ContextStream;
-pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};
+pub use task::{Scope, ScopedHandle, TaskHandle};
+
+// The futures moved to `future`; inside the crate, `crate::Run` and the
+// like still name them, so code written against the old paths builds.
+#[allow(unused_imports)]
+use future::{
+    AsCompleted, Attached, Done, DoneOwned, JoinAll, Race, RaceEither, Run, ScopeFuture,
+    SelectFirst, Settle, Timeout, TryJoinAll,
+};
 
 // The README's example is compiled with the doctests, so it cannot rot.
 #[cfg(doctest)]

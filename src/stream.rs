@@ -75,7 +75,7 @@ pin_project! {
     /// # Panics
     ///
     /// Waiting for a context with a deadline, or for an item with a limit,
-    /// needs a Tokio runtime with time enabled, as [`Done`](crate::Done) does.
+    /// needs a Tokio runtime with time enabled, as [`Done`](crate::future::Done) does.
     ///
     /// # Examples
     ///

@@ -12,7 +12,7 @@ fn contexts_and_handles_cross_threads_and_tasks() {
     assert_send_sync_static::<Context>();
     assert_send_sync_static::<CancelHandle>();
     assert_send_sync_static::<Error>();
-    assert_send_sync_static::<tokio_ctx::DoneOwned>();
+    assert_send_sync_static::<tokio_ctx::future::DoneOwned>();
     assert_send_sync_static::<tokio_ctx::OnDone>();
     assert_send_sync_static::<tokio_ctx::CancelGuard>();
     // A handle moved into `catch_unwind` needs no `AssertUnwindSafe`.

@@ -155,7 +155,7 @@ impl<T> Outputs<T> {
 pin_project! {
     /// The future returned by [`Context::join_all`].
     ///
-    /// Each future is polled only when woken (see [`Race`](crate::Race) for
+    /// Each future is polled only when woken (see [`Race`](crate::future::Race) for
     /// the order). When the last output arrives in the poll in which the
     /// context ends, the outputs are returned.
     ///

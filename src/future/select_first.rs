@@ -21,7 +21,7 @@ impl Context {
     /// if every future fails, the [`SelectError`] carries all the failures
     /// in input order; if the context ends first, it carries the context's
     /// error and the failures seen so far. An empty input fails at once with
-    /// no failures, as an empty [`race`](Self::race) does. Fairness and ordering are those of [`Race`](crate::Race).
+    /// no failures, as an empty [`race`](Self::race) does. Fairness and ordering are those of [`Race`](crate::future::Race).
     ///
     /// ```
     /// use std::time::Duration;
@@ -62,7 +62,7 @@ pin_project! {
     ///
     /// # Fairness
     ///
-    /// As [`Race`](crate::Race): input order on the first poll, wake order
+    /// As [`Race`](crate::future::Race): input order on the first poll, wake order
     /// after that; on the first poll, the lowest index among simultaneous
     /// successes wins.
     ///
