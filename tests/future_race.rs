@@ -163,7 +163,8 @@ async fn an_empty_race_fails_at_once_as_an_empty_select_first_does() {
     );
     assert!(!ctx.is_done(), "only the race's own child ended");
 
-    let none: Vec<fn(Context) -> std::future::Pending<Result<(), &'static str>>> = Vec::new();
+    type Candidate = fn(Context) -> std::future::Pending<Result<(), &'static str>>;
+    let none: Vec<Candidate> = Vec::new();
     let err = ctx.select_first(none).await.unwrap_err();
     assert!(err.failures().is_empty() && !err.is_ended());
     assert_eq!(err.to_string(), "select_first was given no candidates");

@@ -111,17 +111,43 @@ async fn the_body_failing_cancels_the_tasks() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_outer_context_ending_stops_every_task_and_is_reported() {
+async fn a_normal_shutdown_where_every_task_stops_cleanly_is_ok() {
+    // A worker pool under a server context: shutting down is not a failure.
+    let (server, _) = Context::background()
+        .named("server")
+        .child_with_timeout(Duration::from_millis(50));
+    let start = Instant::now();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&stopped);
+    let out = server
+        .scope(move |scope| async move {
+            for _ in 0..3 {
+                let counter = Arc::clone(&counter);
+                scope.spawn(move |ctx: Context| async move {
+                    // Stops on its own when the context ends.
+                    ctx.done().await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok::<(), ()>(())
+                });
+            }
+            Ok("pool stopped")
+        })
+        .await;
+    assert_eq!(out.unwrap(), "pool stopped");
+    assert_eq!(stopped.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_outer_end_is_reported_when_tasks_give_up_with_an_error() {
     let (ctx, _) = Context::background()
         .named("request")
         .child_with_timeout(Duration::from_millis(50));
     let err = ctx
         .scope(|scope| async move {
             for _ in 0..3 {
-                scope.spawn(|ctx: Context| async move {
-                    // Stops on its own when the context ends.
-                    ctx.run(pending::<Result<(), ()>>()).await.unwrap_or(Ok(()))
-                });
+                // Go style: give up with the context's error.
+                scope.spawn(|ctx: Context| async move { Err::<(), _>(ctx.done().await) });
             }
             Ok(())
         })
@@ -130,6 +156,38 @@ async fn the_outer_context_ending_stops_every_task_and_is_reported() {
     let ended = err.ended().unwrap();
     assert!(ended.is_deadline_exceeded());
     assert_eq!(ended.context_name(), Some("request"));
+    assert!(err.first().is_none(), "nothing failed on its own");
+    assert_eq!(err.after_cancel().count(), 3);
+    assert!(err
+        .to_string()
+        .ends_with(") exceeded (3 failed after the scope was canceled)"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failure_is_kept_apart_from_the_siblings_it_stopped() {
+    let err = Context::background()
+        .scope(|scope| async move {
+            for _ in 0..3 {
+                scope.spawn(|ctx: Context| async move {
+                    Err::<(), String>(ctx.done().await.to_string())
+                });
+            }
+            scope.spawn(|_ctx| async {
+                time::sleep(Duration::from_millis(5)).await;
+                Err::<(), _>("backend answered 503".to_string())
+            });
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.first().unwrap(), "backend answered 503");
+    assert_eq!(err.failures().count(), 1);
+    assert_eq!(err.errors().len(), 4, "none is lost");
+    assert!(err.after_cancel().all(|e| e.ends_with("a sibling failed")));
+    assert_eq!(
+        err.to_string(),
+        "1 failed in the scope: backend answered 503 (3 more failed after the scope was canceled)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -301,12 +359,11 @@ async fn tasks_run_in_parallel_on_a_multi_thread_runtime_and_all_stop() {
         tokio::task::yield_now().await;
     }
     cancel.cancel();
-    let err = time::timeout(Duration::from_secs(30), scope)
+    time::timeout(Duration::from_secs(30), scope)
         .await
         .expect("the scope finishes")
         .unwrap()
-        .unwrap_err();
-    assert!(err.is_ended());
+        .expect("every task stopped cleanly: a normal shutdown");
     assert_eq!(running.load(Ordering::SeqCst), 0, "every task stopped");
 }
 
@@ -487,4 +544,188 @@ async fn a_scope_kept_past_its_end_spawns_nothing() {
     // Its context is a child of the scope's, which ended with the scope.
     assert!(handle.await.unwrap_err().is_canceled());
     assert_eq!(called.load(Ordering::SeqCst), 0, "nothing was made or run");
+}
+
+/// Spawns `n` tasks that each take `ms`, counting how many run at once.
+async fn run_limited(limit: usize, n: usize, ms: u64) -> (usize, Duration) {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+    let start = Instant::now();
+    Context::background()
+        .scope(move |scope| async move {
+            for _ in 0..n {
+                let (running, most) = (Arc::clone(&r), Arc::clone(&m));
+                scope.spawn(move |_ctx| async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    time::sleep(Duration::from_millis(ms)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<(), ()>(())
+                });
+            }
+            Ok(())
+        })
+        .limit(limit)
+        .await
+        .unwrap();
+    (most.load(Ordering::SeqCst), start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_runs_at_most_so_many_tasks_at_once_and_queues_the_rest() {
+    assert_eq!(
+        run_limited(3, 10, 10).await,
+        (3, Duration::from_millis(40)),
+        "ten tasks of 10ms, three at a time: four rounds"
+    );
+    assert_eq!(run_limited(1, 3, 10).await, (1, Duration::from_millis(30)));
+    assert_eq!(
+        run_limited(0, 2, 10).await,
+        (1, Duration::from_millis(20)),
+        "zero is taken as one: the scope still makes progress"
+    );
+    assert_eq!(
+        run_limited(100, 5, 10).await,
+        (5, Duration::from_millis(10))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_holds_on_a_multi_thread_runtime() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+    let done = Context::background()
+        .scope(move |scope| async move {
+            for _ in 0..64 {
+                let (running, most) = (Arc::clone(&r), Arc::clone(&m));
+                scope.spawn(move |_ctx| async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, ()>(1)
+                });
+            }
+            Ok(())
+        })
+        .limit(4);
+    time::timeout(Duration::from_secs(30), done)
+        .await
+        .expect("the scope finishes")
+        .unwrap();
+    assert!(most.load(Ordering::SeqCst) <= 4);
+    assert_eq!(running.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_tasks_of_a_failed_scope_never_start() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&started);
+    let err = Context::background()
+        .scope(move |scope| async move {
+            scope.spawn(|_ctx| async {
+                time::sleep(Duration::from_millis(5)).await;
+                Err::<(), _>("first")
+            });
+            let queued: Vec<_> = (0..3)
+                .map(|_| {
+                    let counter = Arc::clone(&counter);
+                    scope.spawn(move |_ctx| async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                })
+                .collect();
+            for handle in queued {
+                assert!(handle.await.unwrap_err().is_canceled());
+            }
+            Ok(())
+        })
+        .limit(1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.first(), Some(&"first"));
+    assert_eq!(started.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_holds_a_producer_back_until_there_is_room() {
+    let start = Instant::now();
+    let waited = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&waited);
+    Context::background()
+        .scope(move |scope| async move {
+            for _ in 0..4 {
+                scope.ready().await;
+                log.lock().unwrap().push(start.elapsed().as_millis());
+                scope.spawn(|_ctx| async {
+                    time::sleep(Duration::from_millis(10)).await;
+                    Ok::<_, ()>(())
+                });
+            }
+            Ok(())
+        })
+        .limit(2)
+        .await
+        .unwrap();
+    assert_eq!(*waited.lock().unwrap(), [0, 0, 10, 10]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_returns_once_the_scope_has_finished() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    Context::background()
+        .scope(|scope: tokio_ctx::Scope<()>| async move {
+            let _ = tx.send(scope.clone());
+            Ok(())
+        })
+        .limit(1)
+        .await
+        .unwrap();
+    let late = rx.await.unwrap();
+    time::timeout(Duration::from_secs(1), late.ready())
+        .await
+        .expect("a finished scope never makes a producer wait");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_cut_after_the_grace_period_is_reported_as_such() {
+    let (request, cancel) = Context::background().child();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let scope = request
+        .scope(|scope| async move {
+            let stubborn = scope.spawn(|ctx: Context| async move {
+                ctx.done().await;
+                // A cleanup longer than the scope's grace period.
+                let _ = ctx
+                    .cleanup(Duration::from_secs(5), |_ctx| {
+                        time::sleep(Duration::from_secs(1))
+                    })
+                    .await;
+                Ok::<_, &str>(())
+            });
+            let _ = tx.send(stubborn);
+            Ok(())
+        })
+        .grace_period(Duration::from_millis(100));
+    let scope = tokio::spawn(scope);
+    let stubborn = rx.await.unwrap();
+    let canceled_at = Instant::now();
+    cancel.cancel_with("shutting down");
+    let err = scope.await.unwrap().unwrap_err();
+    assert_eq!(canceled_at.elapsed(), Duration::from_millis(100));
+    assert_eq!(err.forced(), 1);
+    assert_eq!(
+        err.ended().unwrap().cause().unwrap().to_string(),
+        "shutting down"
+    );
+    assert!(err
+        .to_string()
+        .ends_with("; 1 dropped after the grace period"));
+    assert_eq!(
+        stubborn.await.unwrap_err().cause().unwrap().to_string(),
+        "the task did not stop within its grace period and was dropped"
+    );
 }

@@ -133,6 +133,16 @@ impl Error {
         }
     }
 
+    /// A cancellation by this crate of `ctx` (its own, with `reason`) that
+    /// `ctx` itself may not record, because it had already ended for
+    /// another reason: a task dropped after its grace period, say.
+    pub(crate) fn canceled_in(ctx: &crate::Context, reason: &'static Reason) -> Self {
+        match ctx.node() {
+            Some(node) => Error::about(node, Kind::Canceled(Some(Cause::Reason(reason))), true),
+            None => Error::canceled_for(reason),
+        }
+    }
+
     /// True if the context was canceled through a [`CancelHandle`](crate::CancelHandle)
     /// (its own or an ancestor's) before any deadline passed.
     ///
