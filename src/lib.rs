@@ -115,6 +115,7 @@ pub mod future;
 mod grpc_timeout;
 mod interop;
 mod loom;
+mod macros;
 mod named;
 mod on_done;
 mod stream;
@@ -140,6 +141,13 @@ use future::{
     AsCompleted, Attached, Done, DoneOwned, JoinAll, Race, RaceEither, Run, ScopeFuture,
     SelectFirst, Settle, Timeout, TryJoinAll,
 };
+
+/// What the fan-out macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::future::branches::Branches;
+    pub use crate::future::fanout::*;
+}
 
 // The README's example is compiled with the doctests, so it cannot rot.
 #[cfg(doctest)]

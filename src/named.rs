@@ -44,6 +44,16 @@ impl<'a> Named<'a> {
         Named { parent, name }
     }
 
+    /// The context the derivation starts from.
+    pub(crate) fn parent(&self) -> &'a Context {
+        self.parent
+    }
+
+    /// The name it will carry.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// [`Context::child`] with this name.
     ///
     /// ```

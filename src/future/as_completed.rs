@@ -50,9 +50,19 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
+        AsCompleted::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F> AsCompleted<F> {
+    /// A stream of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         AsCompleted {
-            branches: Branches::new(self, fns, Location::caller()),
-            ctx: self.clone(),
+            branches,
+            ctx,
             wait: Wait::new(),
             ended: false,
         }

@@ -23,6 +23,10 @@ impl Context {
     /// other (asyncio's `return_exceptions=True`); use
     /// [`try_join_all`](Self::try_join_all) to stop at the first failure.
     ///
+    /// For a fixed set of closures of different types, use
+    /// [`join!`](crate::join); for a list built at run time, box each
+    /// closure and its future (see the guide).
+    ///
     /// ```
     /// use std::time::Duration;
     /// use tokio_ctx::Context;
@@ -46,13 +50,10 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        let branches = Branches::new(self, fns, Location::caller());
-        JoinAll {
-            outputs: Outputs::new(branches.len()),
-            branches,
-            ctx: self.clone(),
-            wait: Wait::new(),
-        }
+        JoinAll::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
     }
 
     /// Like [`join_all`](Self::join_all), but never fails as a whole: each
@@ -83,11 +84,32 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        let branches = Branches::new(self, fns, Location::caller());
+        Settle::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F: Future> JoinAll<F> {
+    /// A join of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+        JoinAll {
+            outputs: Outputs::new(branches.len()),
+            branches,
+            ctx,
+            wait: Wait::new(),
+        }
+    }
+}
+
+impl<F: Future> Settle<F> {
+    /// A settle of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         Settle {
             outputs: Outputs::new(branches.len()),
             branches,
-            ctx: self.clone(),
+            ctx,
             wait: Wait::new(),
         }
     }

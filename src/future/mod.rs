@@ -7,9 +7,11 @@
 //! documents the future's fairness, ordering, cancel safety and panics.
 
 mod as_completed;
-mod branches;
+pub(crate) mod branches;
 mod cleanup;
 mod done;
+pub(crate) mod fanout;
+mod join;
 mod join_all;
 mod race;
 mod run;
@@ -22,6 +24,7 @@ pub use crate::current::Attached;
 pub use crate::task::ScopeFuture;
 pub use as_completed::AsCompleted;
 pub use done::{Done, DoneOwned};
+pub use join::{Join, TryJoin};
 pub use join_all::{JoinAll, Settle};
 pub use race::{Race, RaceEither};
 pub use run::Run;

@@ -1,5 +1,6 @@
 //! [`Race`]: the first of several futures to complete wins.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -25,12 +26,14 @@ impl Context {
     /// Resolves to the winner's index and output. Every loser's child is
     /// canceled with the cause "lost the race" (so tasks it spawned stop too)
     /// and its future is dropped. If this context ends first, every child
-    /// ends with it and the race resolves to the context's error. See
-    /// [`Race`] for fairness and ordering.
+    /// ends with it and the race resolves to the context's error. An empty
+    /// race fails at once. See [`Race`] for fairness and ordering.
     ///
     /// `fns` may be an array, a `Vec` or any iterator of closures of one
-    /// type; [`race_either`](Self::race_either) races two futures of
-    /// different types.
+    /// type. For a fixed set of closures of different types use
+    /// [`race!`](crate::race) (or [`race_either`](Self::race_either) for two
+    /// outputs of different types); for a list built at run time, box each
+    /// closure and its future (see the guide).
     ///
     /// ```
     /// use std::time::Duration;
@@ -56,22 +59,7 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        let location = Location::caller();
-        let branches = Branches::new(self, fns, location);
-        let ctx = if branches.len() == 0 {
-            // Waits on a child that is already over, so the race fails at
-            // once with an error located at this call.
-            let (empty, handle) = self.derive(None, Limit::None, location);
-            handle.cancel_for(Cause::Reason(&NOTHING_TO_RACE));
-            empty
-        } else {
-            self.clone()
-        };
-        Race {
-            branches,
-            ctx,
-            wait: Wait::new(),
-        }
+        Race::new(self, None, fns, Location::caller())
     }
 
     /// Races two futures of different output types; resolves to
@@ -107,6 +95,7 @@ impl Context {
         let mut branches = Branches::empty();
         branches.push(
             self,
+            None,
             |ctx| OneOf {
                 inner: Side::Left { fut: a(ctx) },
             },
@@ -114,17 +103,51 @@ impl Context {
         );
         branches.push(
             self,
+            None,
             |ctx| OneOf {
                 inner: Side::Right { fut: b(ctx) },
             },
             location,
         );
         RaceEither {
-            race: Race {
-                branches,
-                ctx: self.clone(),
-                wait: Wait::new(),
-            },
+            race: Race::from_branches(branches, self.clone()),
+        }
+    }
+}
+
+impl<F: Future> Race<F> {
+    /// A race of one branch per function, each under a child of `parent`
+    /// (named `name[index]` if `name` is given) derived at `location`.
+    pub(crate) fn new<I, M>(
+        parent: &Context,
+        name: Option<&str>,
+        fns: I,
+        location: &'static Location<'static>,
+    ) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: FnOnce(Context) -> F,
+    {
+        let branches = Branches::new(parent, name, fns, location);
+        if branches.len() > 0 {
+            return Race::from_branches(branches, parent.clone());
+        }
+        // Waits on a child that is already over, so the race fails at once
+        // with an error located at the call.
+        let name = name.map(|name| Cow::Owned(name.to_owned()));
+        let (empty, handle) = parent.derive(name, Limit::None, location);
+        handle.cancel_for(Cause::Reason(&NOTHING_TO_RACE));
+        Race::from_branches(branches, empty)
+    }
+}
+
+impl<F> Race<F> {
+    /// A race of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+        Race {
+            branches,
+            ctx,
+            wait: Wait::new(),
         }
     }
 }

@@ -23,6 +23,10 @@ impl Context {
     /// error and the failures seen so far. An empty input fails at once with
     /// no failures, as an empty [`race`](Self::race) does. Fairness and ordering are those of [`Race`](crate::future::Race).
     ///
+    /// For a fixed set of closures of different types, use
+    /// [`select_first!`](crate::select_first); for a list built at run time, box each
+    /// closure and its future (see the guide).
+    ///
     /// ```
     /// use std::time::Duration;
     /// use tokio_ctx::Context;
@@ -48,10 +52,20 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
+        SelectFirst::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F, E> SelectFirst<F, E> {
+    /// A selection among the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         SelectFirst {
-            branches: Branches::new(self, fns, Location::caller()),
+            branches,
             failures: Some(Vec::new()),
-            ctx: self.clone(),
+            ctx,
             wait: Wait::new(),
         }
     }

@@ -23,6 +23,10 @@ impl Context {
     /// ends first, the error is [`TryJoinError::Ended`], also when a branch
     /// noticed the end first and failed because of it.
     ///
+    /// For a fixed set of closures of different types, use
+    /// [`try_join!`](crate::try_join); for a list built at run time, box each
+    /// closure and its future (see the guide).
+    ///
     /// ```
     /// use std::time::Duration;
     /// use tokio_ctx::{Context, TryJoinError};
@@ -55,11 +59,20 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        let branches = Branches::new(self, fns, Location::caller());
+        TryJoinAll::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F, T> TryJoinAll<F, T> {
+    /// A join of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         TryJoinAll {
             values: Outputs::new(branches.len()),
             branches,
-            ctx: self.clone(),
+            ctx,
             wait: Wait::new(),
         }
     }
