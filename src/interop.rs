@@ -1,6 +1,7 @@
 //! Interoperation with tokio-util's [`CancellationToken`], so that libraries
 //! that speak tokens work with contexts unchanged.
 
+use std::borrow::Cow;
 use std::panic::Location;
 
 use tokio_util::sync::CancellationToken;
@@ -69,7 +70,18 @@ impl Context {
     /// ```
     #[track_caller]
     pub fn child_with_token(&self, token: CancellationToken) -> (Context, CancelHandle) {
-        let (child, handle) = self.derive(None, Limit::None, Location::caller());
+        self.child_with_token_at(None, token, Location::caller())
+    }
+
+    /// [`child_with_token`](Self::child_with_token), with the child named
+    /// `name` and derived at `location`.
+    pub(crate) fn child_with_token_at(
+        &self,
+        name: Option<Cow<'static, str>>,
+        token: CancellationToken,
+        location: &'static Location<'static>,
+    ) -> (Context, CancelHandle) {
+        let (child, handle) = self.derive(name, Limit::None, location);
         if token.is_cancelled() {
             handle.cancel_for(Cause::Reason(&TOKEN_CANCELED));
             return (child, handle);

@@ -91,11 +91,28 @@ impl Context {
         FA: Future,
         FB: Future,
     {
-        let location = Location::caller();
+        self.race_either_at(None, Location::caller(), a, b)
+    }
+
+    /// [`race_either`](Self::race_either) with the children named
+    /// `name[0]` and `name[1]`, derived at `location`.
+    pub(crate) fn race_either_at<A, B, FA, FB>(
+        &self,
+        name: Option<&str>,
+        location: &'static Location<'static>,
+        a: A,
+        b: B,
+    ) -> RaceEither<FA, FB>
+    where
+        A: FnOnce(Context) -> FA,
+        B: FnOnce(Context) -> FB,
+        FA: Future,
+        FB: Future,
+    {
         let mut branches = Branches::empty();
         branches.push(
             self,
-            None,
+            name,
             |ctx| OneOf {
                 inner: Side::Left { fut: a(ctx) },
             },
@@ -103,7 +120,7 @@ impl Context {
         );
         branches.push(
             self,
-            None,
+            name,
             |ctx| OneOf {
                 inner: Side::Right { fut: b(ctx) },
             },

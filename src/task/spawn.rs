@@ -1,5 +1,6 @@
 //! [`TaskHandle`]: one task under its own child context.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -51,7 +52,23 @@ impl Context {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let (child, handle) = self.derive(None, Limit::None, Location::caller());
+        self.spawn_at(None, Location::caller(), f)
+    }
+
+    /// [`spawn`](Self::spawn) with the task's context named `name`, derived
+    /// at `location`.
+    pub(crate) fn spawn_at<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> TaskHandle<Fut::Output>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (child, handle) = self.derive(name, Limit::None, location);
         let run = child.run(f(child.clone()));
         let guard = TaskGuard::new(handle.clone());
         let join = tokio::spawn(async move {
@@ -100,7 +117,22 @@ impl Context {
         F: FnOnce(Context) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (child, handle) = self.derive(None, Limit::None, Location::caller());
+        self.spawn_blocking_at(None, Location::caller(), f)
+    }
+
+    /// [`spawn_blocking`](Self::spawn_blocking) with the task's context
+    /// named `name`, derived at `location`.
+    pub(crate) fn spawn_blocking_at<F, R>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> TaskHandle<R>
+    where
+        F: FnOnce(Context) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (child, handle) = self.derive(name, Limit::None, location);
         let ctx = child.clone();
         let guard = TaskGuard::new(handle.clone());
         let join = tokio::task::spawn_blocking(move || {
