@@ -77,6 +77,21 @@
 //! cause that says why, and dropped: nothing keeps running in the
 //! background unless it was detached on purpose.
 //!
+//! # What dropping a handle does
+//!
+//! Go makes every cancellation explicit; here some handles cancel when they
+//! are dropped and some do not:
+//!
+//! | value | made by | dropping it |
+//! |---|---|---|
+//! | [`CancelHandle`] | [`Context::child`] and the other derivations | cancels nothing; the context ends with its parent or its deadline. `#[must_use]`: a handle thrown away unbound warns, like a lost `cancel` in Go |
+//! | [`CancelGuard`] | [`CancelHandle::drop_guard`] | cancels the context: Go's `defer cancel()` |
+//! | [`TaskHandle`] | [`Context::spawn`], [`Context::spawn_blocking`] | cancels the task, unless [detached](TaskHandle::detach) |
+//! | [`ScopedHandle`] | [`Scope::spawn`] | nothing: the scope owns its tasks |
+//! | [`OnDone`] | [`Context::on_done`] | nothing: the callback stays registered; [`OnDone::stop`] removes it |
+//! | a combinator's future or stream ([`future`]) | [`Context::with_timeout`], [`Context::race`], [`Context::scope`], ... | cancels the children it derived and drops their futures; a scope's tasks stop within its grace period |
+//! | [`Context`] | | nothing: a context ends only through a handle, a deadline or its parent |
+//!
 //! # Time
 //!
 //! Every deadline is a [`tokio::time::Instant`], so `tokio::time::pause()`
