@@ -41,7 +41,7 @@ use crate::core::{Cause, Node};
 ///
 /// let err = grandchild.err().unwrap();
 /// assert!(err.is_canceled());
-/// assert_eq!(err.to_string(), "canceled: client went away");
+/// assert_eq!(err.cause().unwrap().to_string(), "client went away");
 /// ```
 #[must_use = "dropping a CancelHandle does not cancel: call `cancel()` when done \
               (Go's `defer cancel()` is `let _guard = handle.drop_guard();`), \

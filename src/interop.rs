@@ -65,7 +65,7 @@ impl Context {
     /// let (ctx, _cancel) = Context::background().child_with_token(shutdown.clone());
     /// shutdown.cancel();
     /// let err = ctx.done().await;
-    /// assert_eq!(err.to_string(), "canceled: its cancellation token was canceled");
+    /// assert_eq!(err.cause().unwrap().to_string(), "its cancellation token was canceled");
     /// # }
     /// ```
     #[track_caller]

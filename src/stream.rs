@@ -403,7 +403,7 @@ impl Context {
     /// assert_eq!(numbers.next().await.unwrap().unwrap(), 2);
     /// cancel.cancel_with("client went away");
     /// let err = numbers.next().await.unwrap().unwrap_err();
-    /// assert_eq!(err.to_string(), "canceled: client went away");
+    /// assert_eq!(err.cause().unwrap().to_string(), "client went away");
     /// assert!(numbers.next().await.is_none(), "ended");
     /// # }
     /// ```

@@ -112,7 +112,7 @@ async fn try_join_all_reports_the_context_when_it_ends_first() {
     tokio_test::assert_pending!(join.poll());
     cancel.cancel_with("deploy");
     match tokio_test::assert_ready!(join.poll()) {
-        Err(TryJoinError::Ended(err)) => assert_eq!(err.to_string(), "canceled: deploy"),
+        Err(TryJoinError::Ended(err)) => assert_eq!(err.cause().unwrap().to_string(), "deploy"),
         other => panic!("unexpected {other:?}"),
     }
 }

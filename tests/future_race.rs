@@ -95,9 +95,12 @@ async fn the_waiter_being_canceled_cancels_every_racer() {
     assert_pending!(race.poll());
     cancel.cancel_with("waiter gave up");
     let err = assert_ready!(race.poll()).unwrap_err();
-    assert_eq!(err.to_string(), "canceled: waiter gave up");
+    assert_eq!(err.cause().unwrap().to_string(), "waiter gave up");
     for child in children.lock().unwrap().iter() {
-        assert_eq!(child.err().unwrap().to_string(), "canceled: waiter gave up");
+        assert_eq!(
+            child.err().unwrap().cause().unwrap().to_string(),
+            "waiter gave up"
+        );
     }
 }
 
@@ -212,7 +215,7 @@ async fn a_loser_sees_why_while_it_is_being_dropped() {
     struct Report(Context, Arc<Mutex<Option<String>>>);
     impl Drop for Report {
         fn drop(&mut self) {
-            *self.1.lock().unwrap() = self.0.err().map(|e| e.to_string());
+            *self.1.lock().unwrap() = self.0.err().and_then(|e| e.cause().map(|c| c.to_string()));
         }
     }
     let seen = Arc::new(Mutex::new(None));
@@ -230,8 +233,5 @@ async fn a_loser_sees_why_while_it_is_being_dropped() {
     ];
     let (winner, ()) = Context::background().race(fns).await.unwrap();
     assert_eq!(winner, 1);
-    assert_eq!(
-        seen.lock().unwrap().as_deref(),
-        Some("canceled: lost the race")
-    );
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("lost the race"));
 }

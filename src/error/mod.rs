@@ -186,7 +186,7 @@ impl Error {
     /// cancel.cancel_with("shutting down");
     /// let err = ctx.err().unwrap();
     /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
-    /// assert_eq!(err.to_string(), "canceled: shutting down");
+    /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
     /// ```
     pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match &self.inner.kind {
@@ -280,11 +280,18 @@ impl fmt::Display for Error {
         let inner = &*self.inner;
         let at = ShortLocation(inner.location);
         match &inner.kind {
-            Kind::Canceled(Some(cause)) => write!(f, "canceled: {}", cause.as_error()),
-            Kind::Canceled(None) => match &inner.name {
-                Some(name) => write!(f, "canceled (context {name:?}, set at {at})"),
-                None => write!(f, "canceled (context set at {at})"),
-            },
+            // Names the context as a deadline does, so that a log line says
+            // which context a cancellation ended, not only why.
+            Kind::Canceled(cause) => {
+                match &inner.name {
+                    Some(name) => write!(f, "canceled (context {name:?}, set at {at})")?,
+                    None => write!(f, "canceled (context set at {at})")?,
+                }
+                match cause {
+                    Some(cause) => write!(f, ": {}", cause.as_error()),
+                    None => Ok(()),
+                }
+            }
             Kind::DeadlineExceeded => {
                 f.write_str("deadline ")?;
                 if let Some(name) = &inner.name {

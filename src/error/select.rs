@@ -103,7 +103,7 @@ impl<E> SelectError<E> {
     ///     .select_first([|_ctx| std::future::pending::<Result<(), ()>>()])
     ///     .await
     ///     .unwrap_err();
-    /// assert_eq!(err.ended().unwrap().to_string(), "canceled: client gone");
+    /// assert_eq!(err.ended().unwrap().cause().unwrap().to_string(), "client gone");
     /// # }
     /// ```
     pub fn ended(&self) -> Option<&Error> {

@@ -278,7 +278,7 @@ pin_project! {
     /// let (ctx, cancel) = Context::background().child();
     /// cancel.cancel_with("shutting down");
     /// let err = ctx.race([|_c| std::future::pending::<()>()]).await.unwrap_err();
-    /// assert_eq!(err.to_string(), "canceled: shutting down");
+    /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]

@@ -42,7 +42,7 @@ impl Context {
     /// let slow = request.spawn(|_ctx| tokio::time::sleep(Duration::from_secs(60)));
     /// assert_eq!(quick.await.unwrap(), 4);
     /// cancel.cancel_with("client left");
-    /// assert_eq!(slow.await.unwrap_err().to_string(), "canceled: client left");
+    /// assert_eq!(slow.await.unwrap_err().cause().unwrap().to_string(), "client left");
     /// # }
     /// ```
     #[track_caller]
@@ -237,7 +237,7 @@ impl<T> TaskHandle<T> {
     /// # async fn main() {
     /// let task = Context::background().spawn(|_ctx| std::future::pending::<()>());
     /// task.cancel_with("no longer needed");
-    /// assert_eq!(task.await.unwrap_err().to_string(), "canceled: no longer needed");
+    /// assert_eq!(task.await.unwrap_err().cause().unwrap().to_string(), "no longer needed");
     /// # }
     /// ```
     pub fn cancel_with<E>(&self, cause: E)
