@@ -28,7 +28,13 @@ use crate::core::{Cause, Ending, Node};
 /// ancestor: a step whose own limit ran out can often recover, while a step
 /// whose caller's budget ran out cannot.
 ///
-/// Errors are cheap to clone and compare nothing but their content.
+/// Errors are cheap to clone (one reference count). They do not implement
+/// `PartialEq`: a cause is any error, which has no equality, and two ends of
+/// the same context are still different events. Compare what matters with
+/// the predicates instead ([`is_canceled`](Error::is_canceled),
+/// [`is_deadline_exceeded`](Error::is_deadline_exceeded), [`is_own`],
+/// [`context_name`](Error::context_name), a downcast of
+/// [`cause`](Error::cause)), as Go code uses `errors.Is`.
 ///
 /// # Examples
 ///
