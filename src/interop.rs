@@ -22,6 +22,14 @@ impl Context {
     /// small task that waits for it): call it once per context and clone the
     /// token. A context that never ends gives a token that is never canceled.
     ///
+    /// The bridge is one-way, as contexts are in Go: canceling the token
+    /// does not cancel the context, so a library cannot end its caller's
+    /// work through it. To let a token end work, derive that work with
+    /// [`child_with_token`](Context::child_with_token). A token is a bare
+    /// flag: a library that stops because it fired reports its own error,
+    /// and the context says which limit fired; read [`Context::err`] when
+    /// mapping the library's error (the guide shows how).
+    ///
     /// ```
     /// use tokio_ctx::Context;
     ///
@@ -43,6 +51,12 @@ impl Context {
     /// Derives a child that also ends when `token` is canceled, with the
     /// cause "its cancellation token was canceled": for code that is handed
     /// a token (a server's shutdown token, a library's) and wants a context.
+    ///
+    /// A token that came from this context or an ancestor (through
+    /// [`cancellation_token`](Context::cancellation_token)) keeps the
+    /// reason: the child reports the ancestor's own error, a deadline stays
+    /// a deadline. A token from anywhere else carries no reason, so the
+    /// child can only say that its token was canceled.
     ///
     /// A token that is already canceled gives a child born canceled.
     /// Otherwise a small task watches the token until either ends, so this
