@@ -81,6 +81,9 @@ impl Limit {
     }
 }
 
+/// **Derive, observe, run a step.** The root, the `child*` derivations
+/// (Go's `With*`), values, the checks (`is_done`, `err`, `done`), and
+/// `run`, `with_timeout`, `with_deadline`.
 impl Context {
     /// The root context: never canceled, no deadline, no values.
     ///

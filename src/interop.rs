@@ -13,6 +13,7 @@ use crate::error::Reason;
 
 static TOKEN_CANCELED: Reason = Reason("its cancellation token was canceled");
 
+/// **Tokens**: the bridge to tokio-util's `CancellationToken`.
 impl Context {
     /// A [`CancellationToken`] that is canceled when this context ends, by
     /// cancellation or by its deadline: hand it to code that takes a token.

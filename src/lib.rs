@@ -59,13 +59,13 @@
 //! | run a future under a context | [`Context::run`] |
 //! | run a step with its own limit | [`Context::with_timeout`], [`Context::with_deadline`] |
 //! | run cleanup after a cancellation | [`Context::cleanup`] |
-//! | first of several to complete | [`Context::race`], [`Context::race_either`] |
-//! | first success among several | [`Context::select_first`] |
-//! | every output, in input order | [`Context::join_all`], [`Context::settle`] |
-//! | every success, or the first failure | [`Context::try_join_all`] |
+//! | first of several to complete | [`Context::race`], [`Context::race_either`]; [`race!`] for closures of different types |
+//! | first success among several | [`Context::select_first`]; [`select_first!`] |
+//! | every output, in input order | [`Context::join_all`], [`Context::settle`]; [`join!`] (a tuple) |
+//! | every success, or the first failure | [`Context::try_join_all`]; [`try_join!`] (a tuple) |
 //! | outputs in completion order | [`Context::as_completed`] |
 //! | a stream with a per-item limit | [`Context::stream`], [`ContextStream::item_timeout`] |
-//! | a group of tasks | [`Context::scope`], [`Scope::spawn`] |
+//! | a group of tasks (Go's `errgroup`) | [`Context::scope`], [`Scope::spawn`]; at most `n` at once: [`limit`](future::ScopeFuture::limit) |
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
 //! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
@@ -76,6 +76,10 @@
 //! nested calls inherit the budget. Losers and leftovers are canceled, with a
 //! cause that says why, and dropped: nothing keeps running in the
 //! background unless it was detached on purpose.
+//!
+//! The [`guide`] walks through each scenario, and through the Go idioms
+//! (`errgroup` with a limit, `signal.NotifyContext`, `defer cancel()`, the
+//! token bridge) and where each one lives here.
 //!
 //! # What dropping a handle does
 //!
@@ -128,6 +132,7 @@ mod current;
 mod error;
 pub mod future;
 mod grpc_timeout;
+pub mod guide;
 mod interop;
 mod loom;
 mod macros;

@@ -384,6 +384,7 @@ impl<S> fmt::Debug for ContextStream<S> {
     }
 }
 
+/// **Streams**: a stream under the context, with a limit per item.
 impl Context {
     /// Runs `stream` under this context: it ends when the context does, and
     /// with [`ContextStream::item_timeout`] each item gets a limit of its

@@ -13,6 +13,7 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
 
+/// **Fan-out: outputs in completion order**, as a stream.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context, and yields `(index, output)` in completion order (asyncio's

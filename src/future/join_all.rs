@@ -12,6 +12,7 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
 
+/// **Fan-out: every output**, in input order.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context, and resolves to all their outputs in input order (asyncio's
@@ -25,7 +26,7 @@ impl Context {
     ///
     /// For a fixed set of closures of different types, use
     /// [`join!`](crate::join); for a list built at run time, box each
-    /// closure and its future (see the guide).
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;

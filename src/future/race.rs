@@ -18,6 +18,8 @@ use crate::error::{Error, Reason, FINISHED, LOST_RACE};
 /// The cause an empty race fails with: no winner can ever come.
 static NOTHING_TO_RACE: Reason = Reason("the race was given no futures");
 
+/// **Fan-out: the first to complete.** Each future under its own child;
+/// the losers are canceled.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context; the first to complete wins, whatever its output (asyncio's
@@ -33,7 +35,7 @@ impl Context {
     /// type. For a fixed set of closures of different types use
     /// [`race!`](crate::race) (or [`race_either`](Self::race_either) for two
     /// outputs of different types); for a list built at run time, box each
-    /// closure and its future (see the guide).
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;

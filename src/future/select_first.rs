@@ -12,6 +12,7 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{SelectError, FINISHED, LOST_RACE};
 
+/// **Fan-out: the first success** among several; every failure is kept.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context; the first `Ok` wins (first success among replicas).
@@ -25,7 +26,7 @@ impl Context {
     ///
     /// For a fixed set of closures of different types, use
     /// [`select_first!`](crate::select_first); for a list built at run time, box each
-    /// closure and its future (see the guide).
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;

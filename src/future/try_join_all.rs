@@ -13,6 +13,8 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{TryJoinError, FINISHED, SIBLING_FAILED};
 
+/// **Fan-out: every success, or the first failure** (task-group semantics
+/// for futures).
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context, and resolves to all their values in input order; the first
@@ -25,7 +27,7 @@ impl Context {
     ///
     /// For a fixed set of closures of different types, use
     /// [`try_join!`](crate::try_join); for a list built at run time, box each
-    /// closure and its future (see the guide).
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;

@@ -39,6 +39,7 @@ static DROPPED_AFTER_GRACE: Reason =
 /// scope is canceled, before their futures are dropped.
 const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 
+/// **Tasks: a group** (Go's `errgroup`) that never outlives its scope.
 impl Context {
     /// Runs a group of tasks under a child of this context: Go's
     /// `errgroup.WithContext`, asyncio's `TaskGroup`, Kotlin's

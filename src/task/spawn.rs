@@ -17,6 +17,7 @@ use crate::error::{Error, Reason};
 /// The cause left on a task whose handle was dropped without `detach`.
 static HANDLE_DROPPED: Reason = Reason("its task handle was dropped");
 
+/// **Tasks: one at a time**, async or blocking, under a child.
 impl Context {
     /// Spawns the future made by `f` as a Tokio task under a child of this
     /// context.
