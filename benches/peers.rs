@@ -133,7 +133,7 @@ fn contended_derive(c: &mut Criterion) {
     group.bench_function("ours", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, move || {
-                black_box(parent().child());
+                let _ = black_box(parent().child());
             })
         })
     });

@@ -15,8 +15,18 @@ use crate::core::{Cause, Node};
 /// descendant reports the first cause.
 ///
 /// Dropping a handle does **not** cancel (use [`drop_guard`](Self::drop_guard)
-/// for that), and leaks nothing: a context that is never canceled is simply
-/// freed when its last clone is dropped.
+/// for that, Go's `defer cancel()`), and leaks nothing: a context that is
+/// never canceled is simply freed when its last clone is dropped. The type is
+/// `#[must_use]`, so a derivation whose handle is thrown away unbound warns,
+/// as Go's `vet` does for a lost cancel; bind it to `_` when the context is
+/// meant to end only with its parent or its deadline. The crate root has a
+/// table of which handles cancel when dropped.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let parent = tokio_ctx::Context::background();
+/// parent.child(); // error: unused `CancelHandle` in tuple element 1
+/// ```
 ///
 /// # Examples
 ///
@@ -31,8 +41,11 @@ use crate::core::{Cause, Node};
 ///
 /// let err = grandchild.err().unwrap();
 /// assert!(err.is_canceled());
-/// assert_eq!(err.to_string(), "canceled: client went away");
+/// assert_eq!(err.cause().unwrap().to_string(), "client went away");
 /// ```
+#[must_use = "dropping a CancelHandle does not cancel: call `cancel()` when done \
+              (Go's `defer cancel()` is `let _guard = handle.drop_guard();`), \
+              or bind it to `_` to say the context only ends with its parent"]
 pub struct CancelHandle {
     node: Arc<Node>,
 }

@@ -54,7 +54,7 @@ use crate::value::{self, Values};
 ///
 /// cancel.cancel_with("client disconnected");
 /// assert!(connect.is_done());
-/// assert_eq!(connect.err().unwrap().to_string(), "canceled: client disconnected");
+/// assert_eq!(connect.err().unwrap().cause().unwrap().to_string(), "client disconnected");
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -81,6 +81,9 @@ impl Limit {
     }
 }
 
+/// **Derive, observe, run a step.** The root, the `child*` derivations
+/// (Go's `With*`), values, the checks (`is_done`, `err`, `done`), and
+/// `run`, `with_timeout`, `with_deadline`.
 impl Context {
     /// The root context: never canceled, no deadline, no values.
     ///
@@ -472,7 +475,7 @@ impl Context {
     /// let (ctx, cancel) = Context::background().child();
     /// let watcher = tokio::spawn(ctx.done_owned());
     /// cancel.cancel_with("bye");
-    /// assert_eq!(watcher.await.unwrap().to_string(), "canceled: bye");
+    /// assert_eq!(watcher.await.unwrap().cause().unwrap().to_string(), "bye");
     /// # }
     /// ```
     pub fn done_owned(&self) -> DoneOwned {

@@ -103,6 +103,7 @@ impl<F: Future> Future for Scoped<F> {
     }
 }
 
+/// **The ambient context**: the context of the running combinator.
 impl Context {
     /// The context of the innermost combinator ([`run`](Context::run),
     /// [`with_timeout`](Context::with_timeout), …) or

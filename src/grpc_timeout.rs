@@ -225,6 +225,7 @@ impl From<InvalidGrpcTimeout> for std::io::Error {
     }
 }
 
+/// **Across services**: the remaining budget as a `grpc-timeout` value.
 impl Context {
     /// The budget left, as the `grpc-timeout` header that carries it to the
     /// next service; `None` without a deadline.

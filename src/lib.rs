@@ -59,13 +59,13 @@
 //! | run a future under a context | [`Context::run`] |
 //! | run a step with its own limit | [`Context::with_timeout`], [`Context::with_deadline`] |
 //! | run cleanup after a cancellation | [`Context::cleanup`] |
-//! | first of several to complete | [`Context::race`], [`Context::race_either`] |
-//! | first success among several | [`Context::select_first`] |
-//! | every output, in input order | [`Context::join_all`], [`Context::settle`] |
-//! | every success, or the first failure | [`Context::try_join_all`] |
+//! | first of several to complete | [`Context::race`], [`Context::race_either`]; [`race!`] for closures of different types |
+//! | first success among several | [`Context::select_first`]; [`select_first!`] |
+//! | every output, in input order | [`Context::join_all`], [`Context::settle`]; [`join!`] (a tuple) |
+//! | every success, or the first failure | [`Context::try_join_all`]; [`try_join!`] (a tuple) |
 //! | outputs in completion order | [`Context::as_completed`] |
 //! | a stream with a per-item limit | [`Context::stream`], [`ContextStream::item_timeout`] |
-//! | a group of tasks | [`Context::scope`], [`Scope::spawn`] |
+//! | a group of tasks (Go's `errgroup`) | [`Context::scope`], [`Scope::spawn`]; at most `n` at once: [`limit`](future::ScopeFuture::limit) |
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
 //! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
@@ -76,6 +76,25 @@
 //! nested calls inherit the budget. Losers and leftovers are canceled, with a
 //! cause that says why, and dropped: nothing keeps running in the
 //! background unless it was detached on purpose.
+//!
+//! The [`guide`] walks through each scenario, and through the Go idioms
+//! (`errgroup` with a limit, `signal.NotifyContext`, `defer cancel()`, the
+//! token bridge) and where each one lives here.
+//!
+//! # What dropping a handle does
+//!
+//! Go makes every cancellation explicit; here some handles cancel when they
+//! are dropped and some do not:
+//!
+//! | value | made by | dropping it |
+//! |---|---|---|
+//! | [`CancelHandle`] | [`Context::child`] and the other derivations | cancels nothing; the context ends with its parent or its deadline. `#[must_use]`: a handle thrown away unbound warns, like a lost `cancel` in Go |
+//! | [`CancelGuard`] | [`CancelHandle::drop_guard`] | cancels the context: Go's `defer cancel()` |
+//! | [`TaskHandle`] | [`Context::spawn`], [`Context::spawn_blocking`] | cancels the task, unless [detached](TaskHandle::detach) |
+//! | [`ScopedHandle`] | [`Scope::spawn`] | nothing: the scope owns its tasks |
+//! | [`OnDone`] | [`Context::on_done`] | nothing: the callback stays registered; [`OnDone::stop`] removes it |
+//! | a combinator's future or stream ([`future`]) | [`Context::with_timeout`], [`Context::race`], [`Context::scope`], ... | cancels the children it derived and drops their futures; a scope's tasks stop within its grace period |
+//! | [`Context`] | | nothing: a context ends only through a handle, a deadline or its parent |
 //!
 //! # Time
 //!
@@ -101,38 +120,54 @@
     rust_2018_idioms,
     unreachable_pub
 )]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// Shows on docs.rs which feature each gated item needs (`doc_cfg` took in
+// `doc_auto_cfg` in Rust 1.92; the explicit `doc(cfg)` below also reads
+// right on older nightlies).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cancel;
 mod context;
 mod core;
 mod current;
 mod error;
-mod future;
+pub mod future;
 mod grpc_timeout;
+pub mod guide;
 mod interop;
 mod loom;
+mod macros;
 mod named;
 mod on_done;
 mod stream;
 mod task;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
-pub use current::Attached;
 pub use error::{Error, ScopeError, SelectError, TryJoinError};
-pub use future::{
-    AsCompleted, Done, DoneOwned, JoinAll, Race, RaceEither, Run, SelectFirst, Settle, Timeout,
-    TryJoinAll,
-};
 pub use grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use named::Named;
 pub use on_done::OnDone;
 pub use stream::ContextStream;
-pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};
+pub use task::{Scope, ScopedHandle, TaskHandle};
+
+// The futures moved to `future`; inside the crate, `crate::Run` and the
+// like still name them, so code written against the old paths builds.
+#[allow(unused_imports)]
+use future::{
+    AsCompleted, Attached, Done, DoneOwned, JoinAll, Race, RaceEither, Run, ScopeFuture,
+    SelectFirst, Settle, Timeout, TryJoinAll,
+};
+
+/// What the fan-out macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::future::branches::Branches;
+    pub use crate::future::fanout::*;
+}
 
 // The README's example is compiled with the doctests, so it cannot rot.
 #[cfg(doctest)]

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use crate::context::Context;
 use crate::core::{Callback, Entry, Node};
 
+/// **Callbacks**: run code when the context ends (Go's `AfterFunc`).
 impl Context {
     /// Runs `f` once when this context ends (Go's `AfterFunc`); at once, on
     /// this thread, if it already has.

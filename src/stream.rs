@@ -75,7 +75,7 @@ pin_project! {
     /// # Panics
     ///
     /// Waiting for a context with a deadline, or for an item with a limit,
-    /// needs a Tokio runtime with time enabled, as [`Done`](crate::Done) does.
+    /// needs a Tokio runtime with time enabled, as [`Done`](crate::future::Done) does.
     ///
     /// # Examples
     ///
@@ -384,6 +384,7 @@ impl<S> fmt::Debug for ContextStream<S> {
     }
 }
 
+/// **Streams**: a stream under the context, with a limit per item.
 impl Context {
     /// Runs `stream` under this context: it ends when the context does, and
     /// with [`ContextStream::item_timeout`] each item gets a limit of its
@@ -403,7 +404,7 @@ impl Context {
     /// assert_eq!(numbers.next().await.unwrap().unwrap(), 2);
     /// cancel.cancel_with("client went away");
     /// let err = numbers.next().await.unwrap().unwrap_err();
-    /// assert_eq!(err.to_string(), "canceled: client went away");
+    /// assert_eq!(err.cause().unwrap().to_string(), "client went away");
     /// assert!(numbers.next().await.is_none(), "ended");
     /// # }
     /// ```

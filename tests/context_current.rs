@@ -87,7 +87,7 @@ async fn blocking_code_can_observe_the_context() {
     tokio::task::yield_now().await;
     cancel.cancel_with("enough");
     let (_, err) = worker.await.unwrap();
-    assert_eq!(err.to_string(), "canceled: enough");
+    assert_eq!(err.cause().unwrap().to_string(), "enough");
 }
 
 /// Records what `Context::current()` says when it is dropped.
@@ -118,8 +118,8 @@ async fn a_step_dropped_early_sees_its_own_ended_context_in_drop_code() {
         .err()
         .expect("the step's child is canceled before its future is dropped");
     assert_eq!(
-        err.to_string(),
-        "canceled: the operation it was derived for finished"
+        err.cause().unwrap().to_string(),
+        "the operation it was derived for finished"
     );
     assert_eq!(
         Context::current().value::<Layer>(),

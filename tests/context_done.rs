@@ -20,7 +20,7 @@ async fn done_wakes_when_an_ancestor_far_above_is_canceled() {
     cancel.cancel_with("stop");
     assert!(done.is_woken());
     let err = assert_ready!(done.poll());
-    assert_eq!(err.to_string(), "canceled: stop");
+    assert_eq!(err.cause().unwrap().to_string(), "stop");
     assert_eq!(err.context_name(), Some("root"));
 }
 
@@ -69,7 +69,10 @@ async fn many_waiters_on_one_context_all_wake_once() {
     tokio::task::yield_now().await;
     cancel.cancel_with("all of you");
     for waiter in waiters {
-        assert_eq!(waiter.await.unwrap().to_string(), "canceled: all of you");
+        assert_eq!(
+            waiter.await.unwrap().cause().unwrap().to_string(),
+            "all of you"
+        );
     }
 }
 

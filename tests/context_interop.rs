@@ -47,8 +47,8 @@ async fn a_token_seeds_a_child_that_ends_with_it() {
     shutdown.cancel();
     let err = waiter.await.unwrap();
     assert_eq!(
-        err.to_string(),
-        "canceled: its cancellation token was canceled"
+        err.cause().unwrap().to_string(),
+        "its cancellation token was canceled"
     );
     assert!(err.is_own());
 }
@@ -63,7 +63,10 @@ async fn a_canceled_token_gives_a_child_born_canceled_and_the_parent_still_rules
     let (parent, cancel) = Context::background().child();
     let (child, _) = parent.child_with_token(CancellationToken::new());
     cancel.cancel_with("parent first");
-    assert_eq!(child.done().await.to_string(), "canceled: parent first");
+    assert_eq!(
+        child.done().await.cause().unwrap().to_string(),
+        "parent first"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -31,7 +31,7 @@ fn cancel_racing_derive_and_drop_on_two_threads_leaves_every_child_ended() {
         cancel.cancel_with("race");
         let kept = deriver.join().unwrap();
         for ctx in &kept {
-            assert_eq!(ctx.err().unwrap().to_string(), "canceled: race");
+            assert_eq!(ctx.err().unwrap().cause().unwrap().to_string(), "race");
         }
         let (late, _) = root.child();
         assert!(late.is_done());
@@ -60,7 +60,7 @@ async fn waiters_on_other_threads_wake_when_a_deep_ancestor_is_canceled() {
             .await
             .expect("every waiter is woken")
             .unwrap();
-        assert_eq!(err.to_string(), "canceled: stop");
+        assert_eq!(err.cause().unwrap().to_string(), "stop");
     }
 }
 

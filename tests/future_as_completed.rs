@@ -72,5 +72,8 @@ async fn an_ended_context_yields_only_the_error() {
     cancel.cancel_with("stop");
     let all: Vec<_> = ctx.as_completed([after(10)]).collect().await;
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].as_ref().unwrap_err().to_string(), "canceled: stop");
+    assert_eq!(
+        all[0].as_ref().unwrap_err().cause().unwrap().to_string(),
+        "stop"
+    );
 }

@@ -66,6 +66,9 @@ async fn a_canceled_step_runs_its_cleanup_on_the_way_out() {
     time::sleep(Duration::from_millis(5)).await;
     cancel.cancel_with("shutdown");
     let (outcome, cleaned) = worker.await.unwrap();
-    assert_eq!(outcome.unwrap_err().to_string(), "canceled: shutdown");
+    assert_eq!(
+        outcome.unwrap_err().cause().unwrap().to_string(),
+        "shutdown"
+    );
     assert_eq!(cleaned.unwrap(), "connection closed");
 }

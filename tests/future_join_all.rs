@@ -112,7 +112,7 @@ async fn try_join_all_reports_the_context_when_it_ends_first() {
     tokio_test::assert_pending!(join.poll());
     cancel.cancel_with("deploy");
     match tokio_test::assert_ready!(join.poll()) {
-        Err(TryJoinError::Ended(err)) => assert_eq!(err.to_string(), "canceled: deploy"),
+        Err(TryJoinError::Ended(err)) => assert_eq!(err.cause().unwrap().to_string(), "deploy"),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -156,4 +156,71 @@ async fn huge_budgets_and_empty_inputs() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Polls a finished future once more and returns the panic message.
+fn poll_again<F: std::future::Future + Unpin>(fut: &mut F) -> String {
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = std::pin::Pin::new(fut).poll(&mut cx);
+    }))
+    .expect_err("polling a completed future must panic");
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn polling_a_completed_join_panics_with_a_clear_message() {
+    let ctx = Context::background();
+    let mut join = ctx.join_all([|_c| async { 1 }]);
+    assert_eq!((&mut join).await.unwrap(), [1]);
+    assert_eq!(poll_again(&mut join), "`JoinAll` polled after it completed");
+
+    let mut settle = ctx.settle([|_c| async { 1 }]);
+    assert_eq!((&mut settle).await.len(), 1);
+    assert_eq!(
+        poll_again(&mut settle),
+        "`Settle` polled after it completed"
+    );
+
+    let mut try_join = ctx.try_join_all([|_c| async { Ok::<_, ()>(1) }]);
+    assert_eq!((&mut try_join).await.unwrap(), [1]);
+    assert_eq!(
+        poll_again(&mut try_join),
+        "`TryJoinAll` polled after it completed"
+    );
+
+    // After an error too, and after the context ended.
+    let mut failed = ctx.try_join_all([|_c| async { Err::<u8, _>("no") }]);
+    assert!((&mut failed).await.is_err());
+    assert_eq!(
+        poll_again(&mut failed),
+        "`TryJoinAll` polled after it completed"
+    );
+    let (ended, cancel) = ctx.child();
+    cancel.cancel();
+    let mut join = ended.join_all([|_c| pending::<()>()]);
+    assert!((&mut join).await.is_err());
+    assert_eq!(poll_again(&mut join), "`JoinAll` polled after it completed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_join_all_reports_a_hang_up_that_a_branch_noticed_first_as_ended() {
+    // Go style: each branch gives up with its context's error.
+    let (ctx, cancel) = Context::background().named("request").child();
+    let branch = |ctx: Context| async move { Err::<(), _>(ctx.done().await) };
+    let mut join = tokio_test::task::spawn(ctx.try_join_all([branch, branch]));
+    tokio_test::assert_pending!(join.poll());
+    cancel.cancel_with("the client hung up");
+    match tokio_test::assert_ready!(join.poll()) {
+        Err(TryJoinError::Ended(err)) => {
+            assert_eq!(err.context_name(), Some("request"));
+            assert_eq!(err.cause().unwrap().to_string(), "the client hung up");
+        }
+        other => panic!("a hang-up is not a branch failure: {other:?}"),
+    }
 }

@@ -95,9 +95,12 @@ async fn the_waiter_being_canceled_cancels_every_racer() {
     assert_pending!(race.poll());
     cancel.cancel_with("waiter gave up");
     let err = assert_ready!(race.poll()).unwrap_err();
-    assert_eq!(err.to_string(), "canceled: waiter gave up");
+    assert_eq!(err.cause().unwrap().to_string(), "waiter gave up");
     for child in children.lock().unwrap().iter() {
-        assert_eq!(child.err().unwrap().to_string(), "canceled: waiter gave up");
+        assert_eq!(
+            child.err().unwrap().cause().unwrap().to_string(),
+            "waiter gave up"
+        );
     }
 }
 
@@ -150,12 +153,31 @@ async fn zero_and_huge_budgets() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_empty_race_waits_for_the_context() {
+async fn an_empty_race_fails_at_once_as_an_empty_select_first_does() {
     let (ctx, _) = Context::background().child_with_timeout(Duration::from_secs(1));
     let none: Vec<fn(Context) -> std::future::Pending<()>> = Vec::new();
     let start = Instant::now();
-    assert!(ctx.race(none).await.unwrap_err().is_deadline_exceeded());
-    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    let err = ctx.race(none).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO, "no winner can ever come");
+    assert!(err.is_canceled());
+    assert_eq!(
+        err.cause().unwrap().to_string(),
+        "the race was given no futures"
+    );
+    assert!(!ctx.is_done(), "only the race's own child ended");
+
+    type Candidate = fn(Context) -> std::future::Pending<Result<(), &'static str>>;
+    let none: Vec<Candidate> = Vec::new();
+    let err = ctx.select_first(none).await.unwrap_err();
+    assert!(err.failures().is_empty() && !err.is_ended());
+    assert_eq!(err.to_string(), "select_first was given no candidates");
+
+    // Under a context that has already ended, its error comes first.
+    let (ended, cancel) = Context::background().child();
+    cancel.cancel_with("shutting down");
+    let none: Vec<fn(Context) -> std::future::Pending<()>> = Vec::new();
+    let err = ended.race(none).await.unwrap_err();
+    assert_eq!(err.cause().unwrap().to_string(), "shutting down");
 }
 
 #[tokio::test(start_paused = true)]
@@ -193,7 +215,7 @@ async fn a_loser_sees_why_while_it_is_being_dropped() {
     struct Report(Context, Arc<Mutex<Option<String>>>);
     impl Drop for Report {
         fn drop(&mut self) {
-            *self.1.lock().unwrap() = self.0.err().map(|e| e.to_string());
+            *self.1.lock().unwrap() = self.0.err().and_then(|e| e.cause().map(|c| c.to_string()));
         }
     }
     let seen = Arc::new(Mutex::new(None));
@@ -211,8 +233,5 @@ async fn a_loser_sees_why_while_it_is_being_dropped() {
     ];
     let (winner, ()) = Context::background().race(fns).await.unwrap();
     assert_eq!(winner, 1);
-    assert_eq!(
-        seen.lock().unwrap().as_deref(),
-        Some("canceled: lost the race")
-    );
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("lost the race"));
 }

@@ -110,3 +110,49 @@ async fn an_ended_context_and_an_empty_input_fail_at_once() {
     assert!(!err.is_ended());
     assert!(err.failures().is_empty());
 }
+
+#[tokio::test]
+async fn polling_a_completed_select_first_panics_with_a_clear_message() {
+    fn poll_again<F: std::future::Future + Unpin>(fut: &mut F) -> String {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = std::pin::Pin::new(fut).poll(&mut cx);
+        }))
+        .expect_err("polling a completed future must panic");
+        panic.downcast_ref::<&str>().unwrap().to_string()
+    }
+    let ctx = Context::background();
+    let mut won = ctx.select_first([|_c| async { Ok::<_, ()>(1) }]);
+    assert_eq!((&mut won).await.unwrap(), (0, 1));
+    assert_eq!(
+        poll_again(&mut won),
+        "`SelectFirst` polled after it completed"
+    );
+
+    let mut lost = ctx.select_first([|_c| async { Err::<(), _>(1) }]);
+    assert_eq!((&mut lost).await.unwrap_err().failures(), [(0, 1)]);
+    assert_eq!(
+        poll_again(&mut lost),
+        "`SelectFirst` polled after it completed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn candidates_that_fail_because_the_context_ended_report_the_end() {
+    let (ctx, cancel) = Context::background().named("lookup").child();
+    let candidate = |ctx: Context| async move { Err::<(), _>(ctx.done().await) };
+    let mut select = tokio_test::task::spawn(ctx.select_first([candidate, candidate]));
+    tokio_test::assert_pending!(select.poll());
+    cancel.cancel_with("the client hung up");
+    let err = tokio_test::assert_ready!(select.poll()).unwrap_err();
+    assert!(
+        err.is_ended(),
+        "the context's end, not two unrelated failures"
+    );
+    assert_eq!(
+        err.ended().unwrap().cause().unwrap().to_string(),
+        "the client hung up"
+    );
+    assert_eq!(err.failures().len(), 2, "the failures are kept too");
+}

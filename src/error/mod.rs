@@ -28,7 +28,13 @@ use crate::core::{Cause, Ending, Node};
 /// ancestor: a step whose own limit ran out can often recover, while a step
 /// whose caller's budget ran out cannot.
 ///
-/// Errors are cheap to clone and compare nothing but their content.
+/// Errors are cheap to clone (one reference count). They do not implement
+/// `PartialEq`: a cause is any error, which has no equality, and two ends of
+/// the same context are still different events. Compare what matters with
+/// the predicates instead ([`is_canceled`](Error::is_canceled),
+/// [`is_deadline_exceeded`](Error::is_deadline_exceeded), [`is_own`],
+/// [`context_name`](Error::context_name), a downcast of
+/// [`cause`](Error::cause)), as Go code uses `errors.Is`.
 ///
 /// # Examples
 ///
@@ -133,6 +139,16 @@ impl Error {
         }
     }
 
+    /// A cancellation by this crate of `ctx` (its own, with `reason`) that
+    /// `ctx` itself may not record, because it had already ended for
+    /// another reason: a task dropped after its grace period, say.
+    pub(crate) fn canceled_in(ctx: &crate::Context, reason: &'static Reason) -> Self {
+        match ctx.node() {
+            Some(node) => Error::about(node, Kind::Canceled(Some(Cause::Reason(reason))), true),
+            None => Error::canceled_for(reason),
+        }
+    }
+
     /// True if the context was canceled through a [`CancelHandle`](crate::CancelHandle)
     /// (its own or an ancestor's) before any deadline passed.
     ///
@@ -176,7 +192,7 @@ impl Error {
     /// cancel.cancel_with("shutting down");
     /// let err = ctx.err().unwrap();
     /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
-    /// assert_eq!(err.to_string(), "canceled: shutting down");
+    /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
     /// ```
     pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match &self.inner.kind {
@@ -270,11 +286,18 @@ impl fmt::Display for Error {
         let inner = &*self.inner;
         let at = ShortLocation(inner.location);
         match &inner.kind {
-            Kind::Canceled(Some(cause)) => write!(f, "canceled: {}", cause.as_error()),
-            Kind::Canceled(None) => match &inner.name {
-                Some(name) => write!(f, "canceled (context {name:?}, set at {at})"),
-                None => write!(f, "canceled (context set at {at})"),
-            },
+            // Names the context as a deadline does, so that a log line says
+            // which context a cancellation ended, not only why.
+            Kind::Canceled(cause) => {
+                match &inner.name {
+                    Some(name) => write!(f, "canceled (context {name:?}, set at {at})")?,
+                    None => write!(f, "canceled (context set at {at})")?,
+                }
+                match cause {
+                    Some(cause) => write!(f, ": {}", cause.as_error()),
+                    None => Ok(()),
+                }
+            }
             Kind::DeadlineExceeded => {
                 f.write_str("deadline ")?;
                 if let Some(name) = &inner.name {

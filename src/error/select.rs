@@ -103,7 +103,7 @@ impl<E> SelectError<E> {
     ///     .select_first([|_ctx| std::future::pending::<Result<(), ()>>()])
     ///     .await
     ///     .unwrap_err();
-    /// assert_eq!(err.ended().unwrap().to_string(), "canceled: client gone");
+    /// assert_eq!(err.ended().unwrap().cause().unwrap().to_string(), "client gone");
     /// # }
     /// ```
     pub fn ended(&self) -> Option<&Error> {
@@ -115,6 +115,9 @@ impl<E: fmt::Display> fmt::Display for SelectError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.ended {
             Some(ended) => write!(f, "{ended} after {} failed candidates", self.failures.len())?,
+            None if self.failures.is_empty() => {
+                return f.write_str("select_first was given no candidates")
+            }
             None => write!(f, "all {} candidates failed", self.failures.len())?,
         }
         for (n, (index, failure)) in self.failures.iter().enumerate() {

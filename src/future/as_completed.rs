@@ -13,6 +13,7 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
 
+/// **Fan-out: outputs in completion order**, as a stream.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context, and yields `(index, output)` in completion order (asyncio's
@@ -50,9 +51,19 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
+        AsCompleted::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F> AsCompleted<F> {
+    /// A stream of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         AsCompleted {
-            branches: Branches::new(self, fns, Location::caller()),
-            ctx: self.clone(),
+            branches,
+            ctx,
             wait: Wait::new(),
             ended: false,
         }

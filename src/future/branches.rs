@@ -8,6 +8,7 @@
 //! combinator's cause), or when the combinator is dropped. Its future is
 //! dropped at the same moment, so nothing keeps running.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -43,7 +44,10 @@ impl<F: Future> Future for Branch<F> {
 }
 
 /// Futures running under children of one context.
-pub(crate) struct Branches<F> {
+///
+/// Public only so that the fan-out macros' hidden traits can name it.
+#[doc(hidden)]
+pub struct Branches<F> {
     running: FuturesUnordered<Branch<F>>,
     /// The cancel handle of every branch still running, by input position.
     handles: Vec<Option<CancelHandle>>,
@@ -51,15 +55,20 @@ pub(crate) struct Branches<F> {
 
 impl<F: Future> Branches<F> {
     /// Starts one branch per function, each under a fresh child of `parent`
-    /// derived at `location`.
-    pub(crate) fn new<I, M>(parent: &Context, fns: I, location: &'static Location<'static>) -> Self
+    /// derived at `location`, named `name[index]` if `name` is given.
+    pub(crate) fn new<I, M>(
+        parent: &Context,
+        name: Option<&str>,
+        fns: I,
+        location: &'static Location<'static>,
+    ) -> Self
     where
         I: IntoIterator<Item = M>,
         M: FnOnce(Context) -> F,
     {
         let mut branches = Branches::empty();
         for f in fns {
-            branches.push(parent, f, location);
+            branches.push(parent, name, f, location);
         }
         branches
     }
@@ -72,13 +81,20 @@ impl<F: Future> Branches<F> {
         }
     }
 
-    /// Adds a branch; its index is the number of branches before it.
-    pub(crate) fn push<M>(&mut self, parent: &Context, f: M, location: &'static Location<'static>)
-    where
+    /// Adds a branch; its index is the number of branches before it. With
+    /// a `name`, the branch's child is named `name[index]`.
+    pub(crate) fn push<M>(
+        &mut self,
+        parent: &Context,
+        name: Option<&str>,
+        f: M,
+        location: &'static Location<'static>,
+    ) where
         M: FnOnce(Context) -> F,
     {
-        let (child, handle) = parent.derive(None, Limit::None, location);
         let index = self.handles.len();
+        let name = name.map(|name| Cow::Owned(format!("{name}[{index}]")));
+        let (child, handle) = parent.derive(name, Limit::None, location);
         let fut = f(child.clone());
         self.running.push(Branch {
             index,
@@ -104,14 +120,14 @@ impl<F: Future> Branches<F> {
         }
         next
     }
+}
 
+impl<F> Branches<F> {
     /// How many branches there were in all.
     pub(crate) fn len(&self) -> usize {
         self.handles.len()
     }
-}
 
-impl<F> Branches<F> {
     /// Cancels every branch still running with `reason` and drops its future.
     pub(crate) fn cancel_rest(&mut self, reason: &'static Reason) {
         // Cancel before dropping, so that whatever a future owns (a drop

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Timeout;
 use crate::context::{Context, Limit};
 
+/// **Cleanup**: bounded work that outlives a cancellation.
 impl Context {
     /// Runs the future made by `f` under a fresh, non-cancellable budget of
     /// `limit`: for the async cleanup a canceled step still owes (close a

@@ -12,6 +12,7 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
 
+/// **Fan-out: every output**, in input order.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context, and resolves to all their outputs in input order (asyncio's
@@ -22,6 +23,10 @@ impl Context {
     /// inspected: for futures of `Result`, an `Err` is an output like any
     /// other (asyncio's `return_exceptions=True`); use
     /// [`try_join_all`](Self::try_join_all) to stop at the first failure.
+    ///
+    /// For a fixed set of closures of different types, use
+    /// [`join!`](crate::join); for a list built at run time, box each
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -46,13 +51,10 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        let branches = Branches::new(self, fns, Location::caller());
-        JoinAll {
-            outputs: Outputs::new(branches.len()),
-            branches,
-            ctx: self.clone(),
-            wait: Wait::new(),
-        }
+        JoinAll::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
     }
 
     /// Like [`join_all`](Self::join_all), but never fails as a whole: each
@@ -83,56 +85,100 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        let branches = Branches::new(self, fns, Location::caller());
-        Settle {
+        Settle::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F: Future> JoinAll<F> {
+    /// A join of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+        JoinAll {
             outputs: Outputs::new(branches.len()),
             branches,
-            ctx: self.clone(),
+            ctx,
             wait: Wait::new(),
         }
     }
 }
 
-/// Outputs by input position, filled as the futures finish.
+impl<F: Future> Settle<F> {
+    /// A settle of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+        Settle {
+            outputs: Outputs::new(branches.len()),
+            branches,
+            ctx,
+            wait: Wait::new(),
+        }
+    }
+}
+
+/// Outputs by input position, filled as the futures finish; taken once, when
+/// the combinator completes, which is how it knows it has.
 pub(crate) struct Outputs<T> {
-    slots: Vec<Option<T>>,
+    slots: Option<Vec<Option<T>>>,
 }
 
 impl<T> Outputs<T> {
     pub(crate) fn new(len: usize) -> Self {
         Outputs {
-            slots: std::iter::repeat_with(|| None).take(len).collect(),
+            slots: Some(std::iter::repeat_with(|| None).take(len).collect()),
+        }
+    }
+
+    /// Panics, naming `what`, if the outputs were taken: the combinator was
+    /// polled after it completed (the documented `# Panics`).
+    pub(crate) fn assert_pending(&self, what: &str) {
+        if self.slots.is_none() {
+            panic!("`{what}` polled after it completed");
         }
     }
 
     pub(crate) fn set(&mut self, index: usize, value: T) {
-        if let Some(slot) = self.slots.get_mut(index) {
+        if let Some(slot) = self.slots.as_mut().and_then(|slots| slots.get_mut(index)) {
             *slot = Some(value);
         }
     }
 
     pub(crate) fn finished(&self) -> usize {
-        self.slots.iter().filter(|slot| slot.is_some()).count()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|slot| slot.is_some())
+            .count()
     }
 
     /// Every slot; `missing` fills the ones that never got a value.
     pub(crate) fn take(&mut self, mut missing: impl FnMut() -> T) -> Vec<T> {
-        std::mem::take(&mut self.slots)
+        self.slots
+            .take()
+            .unwrap_or_default()
             .into_iter()
             .map(|slot| slot.unwrap_or_else(&mut missing))
             .collect()
     }
 
-    /// Every slot, if every one has a value.
+    /// Every slot, if every one has a value; otherwise they stay.
     pub(crate) fn take_all(&mut self) -> Option<Vec<T>> {
-        std::mem::take(&mut self.slots).into_iter().collect()
+        if self.slots.as_ref()?.iter().any(Option::is_none) {
+            return None;
+        }
+        self.slots.take()?.into_iter().collect()
+    }
+
+    /// Drops what was gathered: the combinator completed another way.
+    pub(crate) fn discard(&mut self) {
+        self.slots = None;
     }
 }
 
 pin_project! {
     /// The future returned by [`Context::join_all`].
     ///
-    /// Each future is polled only when woken (see [`Race`](crate::Race) for
+    /// Each future is polled only when woken (see [`Race`](crate::future::Race) for
     /// the order). When the last output arrives in the poll in which the
     /// context ends, the outputs are returned.
     ///
@@ -143,7 +189,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -171,6 +218,7 @@ impl<F: Future> Future for JoinAll<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.outputs.assert_pending("JoinAll");
         while let Poll::Ready(next) = this.branches.poll_next(cx) {
             match next {
                 Some((index, output)) => this.outputs.set(index, output),
@@ -185,6 +233,7 @@ impl<F: Future> Future for JoinAll<F> {
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 this.branches.cancel_rest(&FINISHED);
+                this.outputs.discard();
                 Poll::Ready(Err(err))
             }
             Poll::Pending => Poll::Pending,
@@ -210,7 +259,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -239,6 +289,7 @@ impl<F: Future> Future for Settle<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.outputs.assert_pending("Settle");
         while let Poll::Ready(next) = this.branches.poll_next(cx) {
             match next {
                 Some((index, output)) => this.outputs.set(index, Ok(output)),

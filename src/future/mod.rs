@@ -1,9 +1,17 @@
-//! The futures returned by [`Context`](crate::Context)'s methods, one file each.
+//! The futures and streams that [`Context`](crate::Context)'s methods
+//! return, one file each.
+//!
+//! You rarely name them: await them, or call the setup methods some offer
+//! ([`Timeout::context`], [`ScopeFuture::limit`], [`ScopeFuture::grace_period`],
+//! [`ScopeFuture::collect_all`]) on the value a method returned. Each page
+//! documents the future's fairness, ordering, cancel safety and panics.
 
 mod as_completed;
-mod branches;
+pub(crate) mod branches;
 mod cleanup;
 mod done;
+pub(crate) mod fanout;
+mod join;
 mod join_all;
 mod race;
 mod run;
@@ -12,8 +20,11 @@ mod timeout;
 mod try_join_all;
 pub(crate) mod wait;
 
+pub use crate::current::Attached;
+pub use crate::task::ScopeFuture;
 pub use as_completed::AsCompleted;
 pub use done::{Done, DoneOwned};
+pub use join::{Join, TryJoin};
 pub use join_all::{JoinAll, Settle};
 pub use race::{Race, RaceEither};
 pub use run::Run;

@@ -1,5 +1,6 @@
 //! [`Race`]: the first of several futures to complete wins.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -10,9 +11,15 @@ use pin_project_lite::pin_project;
 
 use super::branches::Branches;
 use super::wait::Wait;
-use crate::context::Context;
-use crate::error::{Error, FINISHED, LOST_RACE};
+use crate::context::{Context, Limit};
+use crate::core::Cause;
+use crate::error::{Error, Reason, FINISHED, LOST_RACE};
 
+/// The cause an empty race fails with: no winner can ever come.
+static NOTHING_TO_RACE: Reason = Reason("the race was given no futures");
+
+/// **Fan-out: the first to complete.** Each future under its own child;
+/// the losers are canceled.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context; the first to complete wins, whatever its output (asyncio's
@@ -21,12 +28,14 @@ impl Context {
     /// Resolves to the winner's index and output. Every loser's child is
     /// canceled with the cause "lost the race" (so tasks it spawned stop too)
     /// and its future is dropped. If this context ends first, every child
-    /// ends with it and the race resolves to the context's error. See
-    /// [`Race`] for fairness and ordering.
+    /// ends with it and the race resolves to the context's error. An empty
+    /// race fails at once. See [`Race`] for fairness and ordering.
     ///
     /// `fns` may be an array, a `Vec` or any iterator of closures of one
-    /// type; [`race_either`](Self::race_either) races two futures of
-    /// different types.
+    /// type. For a fixed set of closures of different types use
+    /// [`race!`](crate::race) (or [`race_either`](Self::race_either) for two
+    /// outputs of different types); for a list built at run time, box each
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -52,11 +61,7 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        Race {
-            branches: Branches::new(self, fns, Location::caller()),
-            ctx: self.clone(),
-            wait: Wait::new(),
-        }
+        Race::new(self, None, fns, Location::caller())
     }
 
     /// Races two futures of different output types; resolves to
@@ -88,10 +93,28 @@ impl Context {
         FA: Future,
         FB: Future,
     {
-        let location = Location::caller();
+        self.race_either_at(None, Location::caller(), a, b)
+    }
+
+    /// [`race_either`](Self::race_either) with the children named
+    /// `name[0]` and `name[1]`, derived at `location`.
+    pub(crate) fn race_either_at<A, B, FA, FB>(
+        &self,
+        name: Option<&str>,
+        location: &'static Location<'static>,
+        a: A,
+        b: B,
+    ) -> RaceEither<FA, FB>
+    where
+        A: FnOnce(Context) -> FA,
+        B: FnOnce(Context) -> FB,
+        FA: Future,
+        FB: Future,
+    {
         let mut branches = Branches::empty();
         branches.push(
             self,
+            name,
             |ctx| OneOf {
                 inner: Side::Left { fut: a(ctx) },
             },
@@ -99,17 +122,51 @@ impl Context {
         );
         branches.push(
             self,
+            name,
             |ctx| OneOf {
                 inner: Side::Right { fut: b(ctx) },
             },
             location,
         );
         RaceEither {
-            race: Race {
-                branches,
-                ctx: self.clone(),
-                wait: Wait::new(),
-            },
+            race: Race::from_branches(branches, self.clone()),
+        }
+    }
+}
+
+impl<F: Future> Race<F> {
+    /// A race of one branch per function, each under a child of `parent`
+    /// (named `name[index]` if `name` is given) derived at `location`.
+    pub(crate) fn new<I, M>(
+        parent: &Context,
+        name: Option<&str>,
+        fns: I,
+        location: &'static Location<'static>,
+    ) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: FnOnce(Context) -> F,
+    {
+        let branches = Branches::new(parent, name, fns, location);
+        if branches.len() > 0 {
+            return Race::from_branches(branches, parent.clone());
+        }
+        // Waits on a child that is already over, so the race fails at once
+        // with an error located at the call.
+        let name = name.map(|name| Cow::Owned(name.to_owned()));
+        let (empty, handle) = parent.derive(name, Limit::None, location);
+        handle.cancel_for(Cause::Reason(&NOTHING_TO_RACE));
+        Race::from_branches(branches, empty)
+    }
+}
+
+impl<F> Race<F> {
+    /// A race of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+        Race {
+            branches,
+            ctx,
+            wait: Wait::new(),
         }
     }
 }
@@ -182,7 +239,8 @@ impl<A: Future, B: Future> Future for OneOf<A, B> {
 }
 
 pin_project! {
-    /// The future returned by [`Context::race`] and [`Context::race_either`].
+    /// The future returned by [`Context::race`] (and, inside a [`RaceEither`],
+    /// by [`Context::race_either`]).
     ///
     /// # Fairness
     ///
@@ -196,8 +254,13 @@ pin_project! {
     ///
     /// The futures are polled before the context is checked: a future that
     /// completes in the poll in which the context ends still wins, and its
-    /// output is returned, not dropped. An empty race never completes on
-    /// its own; it resolves to the context's error when the context ends.
+    /// output is returned, not dropped.
+    ///
+    /// An empty race fails at once, as an empty
+    /// [`select_first`](Context::select_first) does: no winner can ever
+    /// come. Its error is a cancellation, located at the `race` call, with
+    /// the cause "the race was given no futures" (or the context's own
+    /// error if it has already ended).
     ///
     /// # Cancel safety
     ///
@@ -217,7 +280,7 @@ pin_project! {
     /// let (ctx, cancel) = Context::background().child();
     /// cancel.cancel_with("shutting down");
     /// let err = ctx.race([|_c| std::future::pending::<()>()]).await.unwrap_err();
-    /// assert_eq!(err.to_string(), "canceled: shutting down");
+    /// assert_eq!(err.cause().unwrap().to_string(), "shutting down");
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]

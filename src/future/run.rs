@@ -36,7 +36,7 @@ pin_project! {
     /// # Panics
     ///
     /// Polling after it resolved panics. Waiting on a context with a deadline
-    /// needs Tokio's timer, as [`Done`](crate::Done) does.
+    /// needs Tokio's timer, as [`Done`](crate::future::Done) does.
     ///
     /// ```
     /// use std::time::Duration;

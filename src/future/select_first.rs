@@ -12,6 +12,7 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{SelectError, FINISHED, LOST_RACE};
 
+/// **Fan-out: the first success** among several; every failure is kept.
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context; the first `Ok` wins (first success among replicas).
@@ -21,7 +22,11 @@ impl Context {
     /// if every future fails, the [`SelectError`] carries all the failures
     /// in input order; if the context ends first, it carries the context's
     /// error and the failures seen so far. An empty input fails at once with
-    /// no failures. Fairness and ordering are those of [`Race`](crate::Race).
+    /// no failures, as an empty [`race`](Self::race) does. Fairness and ordering are those of [`Race`](crate::future::Race).
+    ///
+    /// For a fixed set of closures of different types, use
+    /// [`select_first!`](crate::select_first); for a list built at run time, box each
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -48,10 +53,20 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
+        SelectFirst::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F, E> SelectFirst<F, E> {
+    /// A selection among the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         SelectFirst {
-            branches: Branches::new(self, fns, Location::caller()),
-            failures: Vec::new(),
-            ctx: self.clone(),
+            branches,
+            failures: Some(Vec::new()),
+            ctx,
             wait: Wait::new(),
         }
     }
@@ -62,14 +77,17 @@ pin_project! {
     ///
     /// # Fairness
     ///
-    /// As [`Race`](crate::Race): input order on the first poll, wake order
+    /// As [`Race`](crate::future::Race): input order on the first poll, wake order
     /// after that; on the first poll, the lowest index among simultaneous
     /// successes wins.
     ///
     /// # Ordering
     ///
     /// The futures are polled before the context is checked: a success in
-    /// the poll in which the context ends is returned.
+    /// the poll in which the context ends is returned. When every candidate
+    /// has failed and the context has ended by then, the error carries the
+    /// context's error as well as the failures: the candidates may only have
+    /// been giving up because of that end.
     ///
     /// # Cancel safety
     ///
@@ -77,7 +95,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -93,7 +112,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct SelectFirst<F, E> {
         branches: Branches<F>,
-        failures: Vec<(usize, E)>,
+        // Taken when it completes, which is how it knows it has.
+        failures: Option<Vec<(usize, E)>>,
         ctx: Context,
         #[pin]
         wait: Wait,
@@ -108,16 +128,27 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let Some(failures) = this.failures.as_mut() else {
+            panic!("`SelectFirst` polled after it completed");
+        };
         loop {
             match this.branches.poll_next(cx) {
                 Poll::Ready(Some((index, Ok(value)))) => {
                     this.branches.cancel_rest(&LOST_RACE);
+                    *this.failures = None;
                     return Poll::Ready(Ok((index, value)));
                 }
-                Poll::Ready(Some((index, Err(failure)))) => this.failures.push((index, failure)),
+                Poll::Ready(Some((index, Err(failure)))) => failures.push((index, failure)),
                 Poll::Ready(None) => {
-                    let failures = std::mem::take(this.failures);
-                    return Poll::Ready(Err(SelectError::new(failures, None)));
+                    let failures = this.failures.take().unwrap_or_default();
+                    // Candidates that failed once the context had ended may
+                    // only have been giving up: report the end with them.
+                    let ended = if failures.is_empty() {
+                        None
+                    } else {
+                        this.ctx.err()
+                    };
+                    return Poll::Ready(Err(SelectError::new(failures, ended)));
                 }
                 Poll::Pending => break,
             }
@@ -125,7 +156,7 @@ where
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 this.branches.cancel_rest(&FINISHED);
-                let failures = std::mem::take(this.failures);
+                let failures = this.failures.take().unwrap_or_default();
                 Poll::Ready(Err(SelectError::new(failures, Some(err))))
             }
             Poll::Pending => Poll::Pending,
@@ -137,7 +168,7 @@ impl<F, E> std::fmt::Debug for SelectFirst<F, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectFirst")
             .field("branches", &self.branches)
-            .field("failed", &self.failures.len())
+            .field("failed", &self.failures.as_ref().map_or(0, Vec::len))
             .field("ctx", &self.ctx)
             .finish()
     }

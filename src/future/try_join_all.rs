@@ -13,6 +13,8 @@ use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{TryJoinError, FINISHED, SIBLING_FAILED};
 
+/// **Fan-out: every success, or the first failure** (task-group semantics
+/// for futures).
 impl Context {
     /// Runs every future made by `fns`, each under its own child of this
     /// context, and resolves to all their values in input order; the first
@@ -20,7 +22,12 @@ impl Context {
     ///
     /// The siblings of a failed future are canceled with the cause "a sibling
     /// failed", so tasks they spawned stop too, and dropped. If this context
-    /// ends first, the error is [`TryJoinError::Ended`].
+    /// ends first, the error is [`TryJoinError::Ended`], also when a branch
+    /// noticed the end first and failed because of it.
+    ///
+    /// For a fixed set of closures of different types, use
+    /// [`try_join!`](crate::try_join); for a list built at run time, box each
+    /// closure and its future (see the [guide](crate::guide)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -54,11 +61,20 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        let branches = Branches::new(self, fns, Location::caller());
+        TryJoinAll::from_branches(
+            Branches::new(self, None, fns, Location::caller()),
+            self.clone(),
+        )
+    }
+}
+
+impl<F, T> TryJoinAll<F, T> {
+    /// A join of the branches already started, under `ctx`.
+    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
         TryJoinAll {
             values: Outputs::new(branches.len()),
             branches,
-            ctx: self.clone(),
+            ctx,
             wait: Wait::new(),
         }
     }
@@ -67,9 +83,11 @@ impl Context {
 pin_project! {
     /// The future returned by [`Context::try_join_all`].
     ///
-    /// The futures are polled before the context is checked: a failure or
-    /// the last success in the poll in which the context ends is reported
-    /// as such.
+    /// The futures are polled before the context is checked: the last
+    /// success in the poll in which the context ends is reported as such.
+    /// A failure once the context has ended is reported as
+    /// [`TryJoinError::Ended`]: the branch may only have been giving up
+    /// because of that end, as Go code that returns `ctx.Err()` does.
     ///
     /// # Cancel safety
     ///
@@ -77,7 +95,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Waiting on a context with a deadline needs Tokio's timer.
+    /// Polling it after it completed panics. Waiting on a context with a
+    /// deadline needs Tokio's timer.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -108,10 +127,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.values.assert_pending("TryJoinAll");
         while let Poll::Ready(next) = this.branches.poll_next(cx) {
             match next {
                 Some((index, Ok(value))) => this.values.set(index, value),
                 Some((index, Err(error))) => {
+                    this.values.discard();
+                    // A branch that gives up because the context ended (Go
+                    // style, returning its context's error) did not fail on
+                    // its own: the end is what happened.
+                    if let Some(ended) = this.ctx.err() {
+                        this.branches.cancel_rest(&FINISHED);
+                        return Poll::Ready(Err(TryJoinError::Ended(ended)));
+                    }
                     this.branches.cancel_rest(&SIBLING_FAILED);
                     return Poll::Ready(Err(TryJoinError::Failed { index, error }));
                 }
@@ -126,6 +154,7 @@ where
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 this.branches.cancel_rest(&FINISHED);
+                this.values.discard();
                 Poll::Ready(Err(TryJoinError::Ended(err)))
             }
             Poll::Pending => Poll::Pending,

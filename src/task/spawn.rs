@@ -1,5 +1,6 @@
 //! [`TaskHandle`]: one task under its own child context.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use crate::error::{Error, Reason};
 /// The cause left on a task whose handle was dropped without `detach`.
 static HANDLE_DROPPED: Reason = Reason("its task handle was dropped");
 
+/// **Tasks: one at a time**, async or blocking, under a child.
 impl Context {
     /// Spawns the future made by `f` as a Tokio task under a child of this
     /// context.
@@ -41,7 +43,7 @@ impl Context {
     /// let slow = request.spawn(|_ctx| tokio::time::sleep(Duration::from_secs(60)));
     /// assert_eq!(quick.await.unwrap(), 4);
     /// cancel.cancel_with("client left");
-    /// assert_eq!(slow.await.unwrap_err().to_string(), "canceled: client left");
+    /// assert_eq!(slow.await.unwrap_err().cause().unwrap().to_string(), "client left");
     /// # }
     /// ```
     #[track_caller]
@@ -51,7 +53,23 @@ impl Context {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let (child, handle) = self.derive(None, Limit::None, Location::caller());
+        self.spawn_at(None, Location::caller(), f)
+    }
+
+    /// [`spawn`](Self::spawn) with the task's context named `name`, derived
+    /// at `location`.
+    pub(crate) fn spawn_at<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> TaskHandle<Fut::Output>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (child, handle) = self.derive(name, Limit::None, location);
         let run = child.run(f(child.clone()));
         let guard = TaskGuard::new(handle.clone());
         let join = tokio::spawn(async move {
@@ -100,7 +118,22 @@ impl Context {
         F: FnOnce(Context) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (child, handle) = self.derive(None, Limit::None, Location::caller());
+        self.spawn_blocking_at(None, Location::caller(), f)
+    }
+
+    /// [`spawn_blocking`](Self::spawn_blocking) with the task's context
+    /// named `name`, derived at `location`.
+    pub(crate) fn spawn_blocking_at<F, R>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> TaskHandle<R>
+    where
+        F: FnOnce(Context) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (child, handle) = self.derive(name, Limit::None, location);
         let ctx = child.clone();
         let guard = TaskGuard::new(handle.clone());
         let join = tokio::task::spawn_blocking(move || {
@@ -205,7 +238,7 @@ impl<T> TaskHandle<T> {
     /// # async fn main() {
     /// let task = Context::background().spawn(|_ctx| std::future::pending::<()>());
     /// task.cancel_with("no longer needed");
-    /// assert_eq!(task.await.unwrap_err().to_string(), "canceled: no longer needed");
+    /// assert_eq!(task.await.unwrap_err().cause().unwrap().to_string(), "no longer needed");
     /// # }
     /// ```
     pub fn cancel_with<E>(&self, cause: E)
