@@ -109,15 +109,13 @@ mod core;
 mod current;
 mod error;
 mod future;
-mod grpc_timeout;
+mod integrations;
 mod interop;
 mod loom;
 mod named;
 mod on_done;
 mod stream;
 mod task;
-#[cfg(feature = "tower")]
-pub mod tower;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
@@ -128,11 +126,19 @@ pub use future::{
     AsCompleted, Done, DoneOwned, JoinAll, Race, RaceEither, Run, SelectFirst, Settle, Timeout,
     TryJoinAll,
 };
-pub use grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
+pub use integrations::grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use named::Named;
 pub use on_done::OnDone;
 pub use stream::ContextStream;
 pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};
+
+// The integrations, each behind the feature of its name.
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use integrations::headers;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use integrations::tower;
 
 // The README's example is compiled with the doctests, so it cannot rot.
 #[cfg(doctest)]
