@@ -29,3 +29,6 @@ pub(crate) mod client;
 pub(crate) mod server;
 #[cfg(feature = "tower")]
 pub mod tower;
+
+#[cfg(feature = "tonic")]
+pub mod tonic;

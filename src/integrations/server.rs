@@ -150,7 +150,7 @@ impl Drop for RequestEnd {
 }
 
 /// How a request's context ended, as its protocol would put it.
-#[cfg(any(feature = "tonic", feature = "axum"))]
+#[cfg(feature = "tonic")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
     /// Its budget ran out.
@@ -161,7 +161,7 @@ pub(crate) enum Ended {
     Unavailable,
 }
 
-#[cfg(any(feature = "tonic", feature = "axum"))]
+#[cfg(feature = "tonic")]
 impl Ended {
     pub(crate) fn of(err: &Error) -> Ended {
         if err.is_deadline_exceeded() {
@@ -193,8 +193,10 @@ pub(crate) enum Served<T, E> {
     /// The inner service answered; the request's context goes with the
     /// response body.
     Answered(T, RequestEnd),
-    /// The inner service failed; its request is over.
-    Failed(E),
+    /// The inner service failed; its request is over. With the error of
+    /// the request's context if it had ended by then: the failure may be
+    /// that ending, seen through the inner service.
+    Failed(E, Option<Error>),
     /// The request's context ended first; the inner call was dropped.
     Ended(Error),
     /// The request never reached the inner service.
@@ -260,10 +262,12 @@ where
         Poll::Ready(match (outcome, end) {
             (Ok(Ok(response)), Some(end)) => Served::Answered(response, end),
             (Ok(Err(failed)), end) => {
-                if let Some(end) = end {
+                let ended = end.and_then(|end| {
+                    let ended = end.context().err();
                     end.complete();
-                }
-                Served::Failed(failed)
+                    ended
+                });
+                Served::Failed(failed, ended)
             }
             (Err(ended), _) => Served::Ended(ended),
             (Ok(Ok(_)), None) => unreachable!("a running call keeps its request's end"),

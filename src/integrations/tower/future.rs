@@ -101,7 +101,7 @@ where
             Served::Answered(response, end) => {
                 Ok(response.map(|body| ContextBody::request(body, end, Ending::Error)))
             }
-            Served::Failed(failed) => Err(failed.into()),
+            Served::Failed(failed, _) => Err(failed.into()),
             Served::Ended(ended) => Err(Box::new(ended)),
             Served::Refused(Refusal::Ended(ended)) => Err(Box::new(ended)),
             Served::Refused(Refusal::Malformed(malformed)) => Err(Box::new(malformed)),
