@@ -133,9 +133,15 @@ pub use stream::ContextStream;
 pub use task::{Scope, ScopeFuture, ScopedHandle, TaskHandle};
 
 // The integrations, each behind the feature of its name.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use integrations::axum;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use integrations::headers;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use integrations::reqwest;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use integrations::tonic;

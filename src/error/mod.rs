@@ -257,7 +257,7 @@ impl Error {
 
     /// True if the context was canceled for one of this crate's own
     /// reasons, `reason`.
-    #[cfg(feature = "tonic")]
+    #[cfg(any(feature = "tonic", feature = "axum"))]
     pub(crate) fn is_for(&self, reason: &'static Reason) -> bool {
         match &self.inner.kind {
             Kind::Canceled(Some(Cause::Reason(given))) => std::ptr::eq(*given, reason),

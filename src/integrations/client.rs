@@ -13,8 +13,6 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::time::Duration;
 
-use http::Request;
-
 use super::headers::BudgetHeaders;
 use crate::context::Limit;
 use crate::{CancelHandle, Context, Error};
@@ -37,7 +35,8 @@ pub(crate) struct Call {
 
 /// The context a request is sent under: the one it carries in its
 /// extensions, else the current one.
-pub(crate) fn context_of<B>(request: &Request<B>) -> Context {
+#[cfg(feature = "tower")]
+pub(crate) fn context_of<B>(request: &http::Request<B>) -> Context {
     request
         .extensions()
         .get::<Context>()

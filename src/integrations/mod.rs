@@ -30,5 +30,9 @@ pub(crate) mod server;
 #[cfg(feature = "tower")]
 pub mod tower;
 
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 #[cfg(feature = "tonic")]
 pub mod tonic;

@@ -150,7 +150,7 @@ impl Drop for RequestEnd {
 }
 
 /// How a request's context ended, as its protocol would put it.
-#[cfg(feature = "tonic")]
+#[cfg(any(feature = "tonic", feature = "axum"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
     /// Its budget ran out.
@@ -161,7 +161,7 @@ pub(crate) enum Ended {
     Unavailable,
 }
 
-#[cfg(feature = "tonic")]
+#[cfg(any(feature = "tonic", feature = "axum"))]
 impl Ended {
     pub(crate) fn of(err: &Error) -> Ended {
         if err.is_deadline_exceeded() {

@@ -19,8 +19,9 @@ pin_project! {
     /// Resolves to the inner service's response, its body wrapped so that
     /// it is produced under the request's context; or to an error: the
     /// inner service's, or the context's [`Error`](crate::Error) when the
-    /// context ended first (the inner call is then dropped, unfinished), or
-    /// the reason the request was refused before it started.
+    /// context ended first (the inner call is then dropped, unfinished) or
+    /// before the inner service failed, or the reason the request was
+    /// refused before it started.
     ///
     /// # Cancel safety
     ///
@@ -101,7 +102,9 @@ where
             Served::Answered(response, end) => {
                 Ok(response.map(|body| ContextBody::request(body, end, Ending::Error)))
             }
-            Served::Failed(failed, _) => Err(failed.into()),
+            // A failure after the context ended is the context's end.
+            Served::Failed(_, Some(ended)) => Err(Box::new(ended)),
+            Served::Failed(failed, None) => Err(failed.into()),
             Served::Ended(ended) => Err(Box::new(ended)),
             Served::Refused(Refusal::Ended(ended)) => Err(Box::new(ended)),
             Served::Refused(Refusal::Malformed(malformed)) => Err(Box::new(malformed)),
