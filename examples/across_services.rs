@@ -32,9 +32,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
-use http_body_util::BodyExt;
 use tokio_ctx::headers::GRPC_TIMEOUT;
 use tokio_ctx::tower::{BoxError, ContextBody, PropagateBudgetLayer, RequestContextLayer};
 use tokio_ctx::{Context, Error};

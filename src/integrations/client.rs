@@ -54,12 +54,13 @@ impl ClientOptions {
     }
 
     /// Writes the budget of `ctx` into the request's headers and derives
-    /// the call's context; the context's error if it has ended (or has no
-    /// more than the margin left).
+    /// the call's context, named after `target` (the peer and the path);
+    /// the context's error if it has ended (or has no more than the margin
+    /// left).
     pub(crate) fn prepare(
         &self,
         ctx: Context,
-        name: &str,
+        target: &str,
         headers: &mut http::HeaderMap,
     ) -> Result<Call, Error> {
         // One clock read serves the check and the header.
@@ -79,7 +80,7 @@ impl ClientOptions {
             .headers
             .write(left.saturating_sub(self.margin), headers);
         let (call, handle) = ctx.derive(
-            Some(format!("call {name}").into()),
+            Some(format!("call {target}").into()),
             Limit::Timeout(carried),
             self.location,
         );
@@ -185,5 +186,15 @@ where
             },
             Err(ended) => Called::Ended(ended),
         })
+    }
+}
+
+/// What a call's context is named after: the peer, if the request names
+/// one, and the path.
+#[cfg(feature = "tower")]
+pub(crate) fn target_of(uri: &http::Uri) -> String {
+    match uri.authority() {
+        Some(peer) => format!("{peer}{}", uri.path()),
+        None => uri.path().to_owned(),
     }
 }

@@ -542,7 +542,11 @@ mod tests {
             ("grpc-timeout", " 2S ", 2000 * MS),
             ("connect-timeout-ms", "1500", 1500 * MS),
             ("connect-timeout-ms", "0", Duration::ZERO),
-            ("x-timeout-ms", "9999999999", Duration::from_millis(9_999_999_999)),
+            (
+                "x-timeout-ms",
+                "9999999999",
+                Duration::from_millis(9_999_999_999),
+            ),
         ] {
             let headers = map(&[(name, value.as_bytes())]);
             assert_eq!(strict().read(&headers), Ok(Some(budget)), "{name}: {value}");

@@ -151,10 +151,14 @@ impl PropagateBudget {
                 };
             }
         };
-        let path = request.url().path().to_owned();
+        let url = request.url();
+        let target = match url.port() {
+            Some(port) => format!("{}:{port}{}", url.host_str().unwrap_or(""), url.path()),
+            None => format!("{}{}", url.host_str().unwrap_or(""), url.path()),
+        };
         let call = self
             .options
-            .prepare(ctx.clone(), &path, request.headers_mut());
+            .prepare(ctx.clone(), &target, request.headers_mut());
         SendFuture {
             calling: Calling::start(call, || -> Pending { Box::pin(client.execute(request)) }),
         }

@@ -17,7 +17,7 @@ use tower_service::Service;
 use super::is_failure;
 use crate::headers::BudgetHeaders;
 use crate::integrations::body::{ContextBody, Ending};
-use crate::integrations::client::{context_of, Called, Calling, ClientOptions};
+use crate::integrations::client::{context_of, target_of, Called, Calling, ClientOptions};
 use crate::tower::BoxError;
 
 /// Carries the caller's budget on every call made through a tonic
@@ -157,8 +157,8 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let ctx = context_of(&request);
-        let path = request.uri().path().to_owned();
-        let call = self.options.prepare(ctx, &path, request.headers_mut());
+        let target = target_of(request.uri());
+        let call = self.options.prepare(ctx, &target, request.headers_mut());
         if let Ok(call) = &call {
             // The request stream is reset when the call's context ends.
             let ctx = call.ctx.clone();

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::{BoxError, CallFuture, ContextBody};
 use crate::headers::BudgetHeaders;
-use crate::integrations::client::{context_of, Calling, ClientOptions};
+use crate::integrations::client::{context_of, target_of, Calling, ClientOptions};
 
 /// Carries the caller's budget to the service it calls; see the [module
 /// docs](super).
@@ -25,7 +25,8 @@ use crate::integrations::client::{context_of, Calling, ClientOptions};
 /// `grpc-timeout` header (or the [headers](Self::headers) you choose),
 /// unless the request already asks for less. The call then runs under a
 /// child context whose budget is exactly what the header says, named
-/// `call /path` and located where the layer was built. A request whose
+/// after the peer and the path (`call 10.0.0.7:50051/pkg.Service/Method`)
+/// and located where the layer was built. A request whose
 /// context has already ended is not sent: the call fails at once with the
 /// context's [`Error`](crate::Error). A call still running when the
 /// context ends is dropped and fails the same way; dropping it closes the
@@ -137,8 +138,8 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let ctx = context_of(&request);
-        let path = request.uri().path().to_owned();
-        let call = self.options.prepare(ctx, &path, request.headers_mut());
+        let target = target_of(request.uri());
+        let call = self.options.prepare(ctx, &target, request.headers_mut());
         let inner = &mut self.inner;
         CallFuture::new(Calling::start(call, || inner.call(request)))
     }
