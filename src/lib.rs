@@ -69,7 +69,7 @@
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
 //! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
-//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`]; as middleware, the `tower` module (feature `tower`) |
+//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`]; the `headers`, `tower`, `tonic`, `axum` and `reqwest` modules (features of their names) |
 //!
 //! Every combinator runs each future under its own child context, passed to
 //! the closure that makes it (and [`Context::current`] while it runs), so
@@ -89,10 +89,20 @@
 //! - `tracing` (default): a debug-level event, target `tokio_ctx`, when a
 //!   context is canceled or its deadline is first observed to have passed,
 //!   carrying its name or call site, its budget and the cause.
-//! - `tower`: middleware for `http` services (tonic, axum, hyper) that
-//!   gives each incoming request a context with the caller's budget from
-//!   the `grpc-timeout` header, and writes the caller's remaining budget
-//!   into that header on the way out.
+//! - `http`: `headers`, the budget in `grpc-timeout`,
+//!   `connect-timeout-ms` or a plain header in milliseconds.
+//! - `tower`: middleware for `http` services that gives each incoming
+//!   request a context with the caller's budget, ending with the request,
+//!   and writes the caller's remaining budget into the requests it sends.
+//! - `tonic`: the same for tonic servers and channels, every ending a gRPC
+//!   status.
+//! - `axum`: the same for axum routers, every ending a response; `Context`
+//!   as an extractor.
+//! - `reqwest`: a reqwest request sent with the caller's budget and
+//!   bounded by it.
+//!
+//! The integrations live in one place, each module behind its feature;
+//! see the guide's section "Across services".
 
 #![forbid(unsafe_code)]
 #![warn(

@@ -19,10 +19,11 @@ use crate::integrations::server::{server_options, Refusal, Served, ServerOptions
 use crate::tower::BoxError;
 use crate::Context;
 
-/// tonic arms its own timer from `grpc-timeout` just before this layer sees
-/// the call, and answers `CANCELLED` when it fires. The budget is counted
-/// from this long before, so that this layer's deadline always comes first
-/// and the caller gets `DEADLINE_EXCEEDED`.
+/// tonic arms its own timer from `grpc-timeout` around its call to this
+/// layer (in 0.14, just after it), and answers `CANCELLED` when it fires.
+/// The budget is counted from this long before the layer saw the call, so
+/// that its deadline comes first whatever the order, and the caller gets
+/// `DEADLINE_EXCEEDED`.
 const HEAD_START: Duration = Duration::from_millis(1);
 
 /// Gives each call a context with the caller's budget, and answers every
@@ -42,10 +43,10 @@ const HEAD_START: Duration = Duration::from_millis(1);
 /// An answer made here is a trailers-only response (`grpc-status` and
 /// `grpc-message` in the headers), and an ending in the middle of a
 /// streamed response ends it with trailers that carry the status: the
-/// stream is never reset. tonic counts the budget from the moment it read
-/// the header, a moment before this layer sees the call; this layer counts
-/// it from a millisecond before, so that its deadline, not tonic's timer
-/// (which would answer `CANCELLED`), ends the call. Set
+/// stream is never reset. tonic arms a timer of its own from the same
+/// header around its call to this layer, and would answer `CANCELLED`;
+/// this layer counts the budget from a millisecond before it saw the call,
+/// so that its own deadline ends the call first. Set
 /// [`max_budget`](Self::max_budget) to the value of `Server::timeout`, if
 /// you use it, for the same reason.
 ///
