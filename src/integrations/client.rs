@@ -177,15 +177,21 @@ where
         slot.set(None);
         let ctx = std::mem::take(this.ctx);
         let handle = this.handle.take();
-        Poll::Ready(match outcome {
-            Ok(Ok(response)) => Called::Answered(response, ctx, handle),
+        let called = match outcome {
+            Ok(Ok(response)) => return Poll::Ready(Called::Answered(response, ctx, handle)),
             // The context decides: a failure when it has ended is its end.
             Ok(Err(failed)) => match ctx.err() {
                 Some(ended) => Called::Ended(ended),
                 None => Called::Failed(failed),
             },
             Err(ended) => Called::Ended(ended),
-        })
+        };
+        // No answer: the call is over, and a request body still being
+        // sent (a streaming call's) goes with it.
+        if let Some(handle) = handle {
+            handle.cancel_for(crate::core::Cause::Reason(&crate::error::FINISHED));
+        }
+        Poll::Ready(called)
     }
 }
 
