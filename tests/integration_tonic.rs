@@ -116,7 +116,10 @@ async fn a_server_shutting_down_answers_unavailable_with_its_cause() {
         .await;
         let mut client = HopClient::new(channel(&server));
         let call = tokio::spawn(async move { client.call(Request::new(String::new())).await });
-        sleep(100 * MS).await;
+        // Shut down once the call is in flight.
+        while log.seen().is_empty() {
+            sleep(5 * MS).await;
+        }
         shutdown.cancel_with("shutting down for maintenance");
         let status = call.await.unwrap().unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");

@@ -38,7 +38,9 @@ pin_project! {
     /// The inner body is polled first, on every poll, as
     /// [`Run`](crate::Run) polls its future: a frame that is ready is
     /// passed on even if the context ended in the same instant. A body that
-    /// never waits is therefore not cut short.
+    /// never waits is therefore not cut short. An error of the inner body
+    /// once the context has ended is reported as the context's ending: it
+    /// is that ending, seen through the connection.
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -259,9 +261,16 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(failed))) => {
+                // The context decides: a body that fails once it has ended
+                // (a stream reset because the call's context ended) ends
+                // as the context did.
+                let frame = match watch.ctx.err() {
+                    Some(ended) => end_frame(watch.ending, ended),
+                    None => Err(failed.into()),
+                };
                 watch.end.completed();
                 this.inner.set(None);
-                Poll::Ready(Some(Err(failed.into())))
+                Poll::Ready(Some(frame))
             }
             Poll::Ready(None) => {
                 watch.end.completed();
