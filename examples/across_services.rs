@@ -11,10 +11,11 @@
 //!
 //! The two services are joined in-process here (the layers only see
 //! `http::Request`s); over a network, the call being dropped is the
-//! connection closing. Three cases run, with real delays:
+//! connection closing. `examples/grpc_chain.rs` does the same over real
+//! connections, with tonic and axum. Three cases run, with real delays:
 //!
 //! 1. the lookup fits the budget: the answer comes back, and the refresh
-//!    goes on under the request until the request's budget ends;
+//!    stops when the answer is complete, as the request ends with it;
 //! 2. the lookup is too slow: the inventory's copy of the budget runs out
 //!    and both sides report the deadline, which names the request;
 //! 3. the frontend's user hangs up after 300 ms: the frontend drops the
@@ -31,9 +32,11 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
-use tokio_ctx::tower::{BoxError, PropagateBudgetLayer, RequestContextLayer, GRPC_TIMEOUT};
+use tokio_ctx::headers::GRPC_TIMEOUT;
+use tokio_ctx::tower::{BoxError, ContextBody, PropagateBudgetLayer, RequestContextLayer};
 use tokio_ctx::{Context, Error};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -95,10 +98,13 @@ impl Service<Request<()>> for Inventory {
     }
 }
 
-/// What the frontend saw of its call.
-fn describe(outcome: Result<Response<String>, BoxError>) -> String {
+/// What the frontend saw of its call, after reading the answer's body.
+async fn describe(outcome: Result<Response<ContextBody<ContextBody<String>>>, BoxError>) -> String {
     match outcome {
-        Ok(response) => format!("answer: {}", response.body()),
+        Ok(response) => match response.into_body().collect().await {
+            Ok(body) => format!("answer: {}", String::from_utf8_lossy(&body.to_bytes())),
+            Err(err) => format!("the answer was cut off: {err}"),
+        },
         Err(err) => match err.downcast_ref::<Error>() {
             Some(ended) if ended.is_deadline_exceeded() => {
                 format!("no answer, the budget ran out: {ended}")
@@ -145,7 +151,7 @@ async fn run_case(title: &str, lookup: Duration, hang_up_after: Option<Duration>
         })
         .await;
     let said = match outcome {
-        Ok(call) => describe(call),
+        Ok(call) => describe(call).await,
         Err(ended) => format!("the frontend request ended first: {ended}"),
     };
     println!(

@@ -69,7 +69,7 @@
 //! | one task, or blocking work | [`Context::spawn`], [`Context::spawn_blocking`] |
 //! | find the ambient context | [`Context::current`], [`Context::attach`] |
 //! | speak `CancellationToken` | [`Context::cancellation_token`], [`Context::child_with_token`] |
-//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`]; as middleware, the `tower` module (feature `tower`) |
+//! | carry the budget to another service | [`Context::grpc_timeout`], [`GrpcTimeout`]; the `headers`, `tower`, `tonic`, `axum` and `reqwest` modules (features of their names) |
 //!
 //! Every combinator runs each future under its own child context, passed to
 //! the closure that makes it (and [`Context::current`] while it runs), so
@@ -108,10 +108,20 @@
 //! - `tracing` (default): a debug-level event, target `tokio_ctx`, when a
 //!   context is canceled or its deadline is first observed to have passed,
 //!   carrying its name or call site, its budget and the cause.
-//! - `tower`: middleware for `http` services (tonic, axum, hyper) that
-//!   gives each incoming request a context with the caller's budget from
-//!   the `grpc-timeout` header, and writes the caller's remaining budget
-//!   into that header on the way out.
+//! - `http`: `headers`, the budget in `grpc-timeout`,
+//!   `connect-timeout-ms` or a plain header in milliseconds.
+//! - `tower`: middleware for `http` services that gives each incoming
+//!   request a context with the caller's budget, ending with the request,
+//!   and writes the caller's remaining budget into the requests it sends.
+//! - `tonic`: the same for tonic servers and channels, every ending a gRPC
+//!   status.
+//! - `axum`: the same for axum routers, every ending a response; `Context`
+//!   as an extractor.
+//! - `reqwest`: a reqwest request sent with the caller's budget and
+//!   bounded by it.
+//!
+//! The integrations live in one place, each module behind its feature;
+//! see the guide's section "Across services".
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -131,8 +141,8 @@ mod core;
 mod current;
 mod error;
 pub mod future;
-mod grpc_timeout;
 pub mod guide;
+mod integrations;
 mod interop;
 mod loom;
 mod macros;
@@ -140,15 +150,12 @@ mod named;
 mod on_done;
 mod stream;
 mod task;
-#[cfg(feature = "tower")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-pub mod tower;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
 pub use error::{Error, ScopeError, SelectError, TryJoinError};
-pub use grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
+pub use integrations::grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use named::Named;
 pub use on_done::OnDone;
 pub use stream::ContextStream;
@@ -168,6 +175,23 @@ pub mod __private {
     pub use crate::future::branches::Branches;
     pub use crate::future::fanout::*;
 }
+
+// The integrations, each behind the feature of its name.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use integrations::axum;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use integrations::headers;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use integrations::reqwest;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use integrations::tonic;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use integrations::tower;
 
 // The README's example is compiled with the doctests, so it cannot rot.
 #[cfg(doctest)]

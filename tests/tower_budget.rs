@@ -1,5 +1,6 @@
 //! The tower middleware: a request's budget carried across a service hop in
-//! the `grpc-timeout` header, and a caller giving up reaching the handler.
+//! the budget headers, the request's context ending with the request, and a
+//! caller giving up reaching the handler.
 #![cfg(feature = "tower")]
 
 use std::convert::Infallible;
@@ -10,8 +11,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use tokio_ctx::tower::{PropagateBudgetLayer, RequestContextLayer, GRPC_TIMEOUT};
-use tokio_ctx::{Context, Error, InvalidGrpcTimeout};
+use tokio_ctx::headers::{BudgetHeaders, InvalidBudgetHeader, Parsing, GRPC_TIMEOUT};
+use tokio_ctx::tower::{ContextBody, PropagateBudgetLayer, RequestContextLayer};
+use tokio_ctx::{Context, Error};
 use tokio_test::{assert_pending, assert_ready, task};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -63,6 +65,11 @@ fn ok(body: String) -> Result<Response<String>, Infallible> {
     Ok(Response::new(body))
 }
 
+/// The text of a body the server layer wrapped.
+fn text(response: &Response<ContextBody<String>>) -> &str {
+    response.body().get_ref().map_or("", String::as_str)
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_callers_budget_becomes_the_request_deadline() {
     let mut server =
@@ -72,7 +79,7 @@ async fn the_callers_budget_becomes_the_request_deadline() {
             async move { ok(format!("{current:?} {attached:?}")) }
         }));
     let response = server.call(request(Some("250m"))).await.unwrap();
-    assert_eq!(response.body(), "Some(250ms) Some(250ms)");
+    assert_eq!(text(&response), "Some(250ms) Some(250ms)");
 }
 
 #[tokio::test(start_paused = true)]
@@ -82,16 +89,16 @@ async fn without_the_header_only_the_servers_limits_apply() {
         |_: Request<()>| async { ok(format!("{:?}", Context::current().remaining())) };
     let mut limited = RequestContextLayer::new(server_ctx.clone()).layer(handler(read_budget));
     assert_eq!(
-        limited.call(request(None)).await.unwrap().body(),
+        text(&limited.call(request(None)).await.unwrap()),
         "Some(10s)"
     );
     // A caller cannot stretch the server's own limit.
     assert_eq!(
-        limited.call(request(Some("1H"))).await.unwrap().body(),
+        text(&limited.call(request(Some("1H"))).await.unwrap()),
         "Some(10s)"
     );
     let mut open = RequestContextLayer::new(Context::background()).layer(handler(read_budget));
-    assert_eq!(open.call(request(None)).await.unwrap().body(), "None");
+    assert_eq!(text(&open.call(request(None)).await.unwrap()), "None");
 }
 
 #[tokio::test(start_paused = true)]
@@ -131,18 +138,35 @@ async fn a_handler_that_outlives_the_budget_is_dropped_with_a_deadline_error() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_malformed_header_is_refused_before_the_handler_runs() {
+async fn a_malformed_header_is_refused_before_the_handler_runs_when_strict() {
     let service = handler(|_: Request<()>| async { ok(String::new()) });
     let calls = Arc::clone(&service.calls);
-    let mut server = RequestContextLayer::new(Context::background()).layer(service);
+    let mut server = RequestContextLayer::new(Context::background())
+        .headers(BudgetHeaders::default().parsing(Parsing::Strict))
+        .layer(service);
     for malformed in ["1.5S", "10", "123456789m", "10ms", ""] {
         let err = server.call(request(Some(malformed))).await.unwrap_err();
         let err = err
-            .downcast_ref::<InvalidGrpcTimeout>()
+            .downcast_ref::<InvalidBudgetHeader>()
             .expect("the header's error");
         assert!(err.to_string().contains(&format!("{malformed:?}")), "{err}");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_header_is_ignored_by_default() {
+    let mut server =
+        RequestContextLayer::new(Context::background()).layer(handler(|_: Request<()>| async {
+            ok(format!("{:?}", Context::current().remaining()))
+        }));
+    for malformed in ["1.5S", "10", "123456789m", "-1S", ""] {
+        let response = server.call(request(Some(malformed))).await.unwrap();
+        assert_eq!(text(&response), "None", "{malformed:?}");
+    }
+    // What people write by hand is read.
+    let response = server.call(request(Some("10ms"))).await.unwrap();
+    assert_eq!(text(&response), "Some(10ms)");
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,18 +193,37 @@ async fn a_caller_that_gives_up_cancels_the_request() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_completed_call_leaves_the_request_to_its_budget() {
-    // A streaming body is produced after the response head: what produces
-    // it under the request's context keeps its budget.
+async fn a_request_ends_when_its_response_is_complete() {
     let seen = Arc::new(Mutex::new(None::<Context>));
     let kept = Arc::clone(&seen);
     let mut server =
         RequestContextLayer::new(Context::background()).layer(handler(move |_: Request<()>| {
             *kept.lock().unwrap() = Some(Context::current());
-            async { ok("head".into()) }
+            async { ok("body".into()) }
         }));
-    let call = server.call(request(Some("50m")));
-    assert_eq!(call.await.unwrap().body(), "head");
+    let response = server.call(request(Some("5S"))).await.unwrap();
+    let request_ctx = seen.lock().unwrap().take().unwrap();
+    assert!(!request_ctx.is_done(), "the body is still to be sent");
+    let mut body = task::spawn(http_body_util::BodyExt::collect(response.into_body()));
+    let body = assert_ready!(body.poll()).unwrap().to_bytes();
+    assert_eq!(body, "body");
+    let err = request_ctx.err().expect("ended with its response");
+    assert!(err.is_canceled());
+    assert_eq!(err.cause().unwrap().to_string(), "the request completed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lingering_request_is_left_to_its_budget() {
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut server = RequestContextLayer::new(Context::background())
+        .linger(true)
+        .layer(handler(move |_: Request<()>| {
+            *kept.lock().unwrap() = Some(Context::current());
+            async { ok(String::new()) }
+        }));
+    let response = server.call(request(Some("50m"))).await.unwrap();
+    drop(response);
     let request_ctx = seen.lock().unwrap().take().unwrap();
     assert!(
         !request_ctx.is_done(),
@@ -304,5 +347,181 @@ async fn across_a_hop_the_budget_keeps_shrinking() {
         .attach(async { upstream_client.call(request(None)).await })
         .await
         .unwrap();
-    assert_eq!(response.body(), "Some(700ms)");
+    let body = response.body().get_ref().and_then(ContextBody::get_ref);
+    assert_eq!(body.map(String::as_str), Some("Some(700ms)"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_servers_default_and_maximum_bound_every_request() {
+    let read_budget =
+        |_: Request<()>| async { ok(format!("{:?}", Context::current().remaining())) };
+    let mut server = RequestContextLayer::new(Context::background())
+        .default_budget(5000 * MS)
+        .max_budget(10 * 1000 * MS)
+        .layer(handler(read_budget));
+    let budget = |response: Response<ContextBody<String>>| text(&response).to_owned();
+    assert_eq!(
+        budget(server.call(request(None)).await.unwrap()),
+        "Some(5s)"
+    );
+    assert_eq!(
+        budget(server.call(request(Some("1H"))).await.unwrap()),
+        "Some(10s)"
+    );
+    assert_eq!(
+        budget(server.call(request(Some("2S"))).await.unwrap()),
+        "Some(2s)"
+    );
+    let mut capped = RequestContextLayer::new(Context::background())
+        .max_budget(200 * MS)
+        .layer(handler(read_budget));
+    assert_eq!(
+        budget(capped.call(request(None)).await.unwrap()),
+        "Some(200ms)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_as_its_budget_runs_out_is_a_deadline_not_the_caller_leaving() {
+    // An outer timer on the same budget (tonic's, on a grpc-timeout) drops
+    // the call as the budget runs out: the caller has not left.
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut server = RequestContextLayer::new(Context::background()).layer(handler(
+        move |request: Request<()>| {
+            *kept.lock().unwrap() = request.extensions().get::<Context>().cloned();
+            async { pending::<Result<Response<String>, Infallible>>().await }
+        },
+    ));
+    let mut call = task::spawn(server.call(request(Some("100m"))));
+    assert_pending!(call.poll());
+    tokio::time::advance(99 * MS).await;
+    drop(call);
+    let request_ctx = seen.lock().unwrap().take().unwrap();
+    assert!(!request_ctx.is_done(), "not canceled: its deadline ends it");
+    tokio::time::advance(MS).await;
+    assert!(request_ctx.err().unwrap().is_deadline_exceeded());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_body_runs_under_the_request_and_ends_with_its_budget() {
+    use futures::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+    type Chunks = StreamBody<
+        futures::stream::BoxStream<'static, Result<http_body::Frame<bytes::Bytes>, Infallible>>,
+    >;
+    let mut server = RequestContextLayer::new(Context::background()).layer(tower::service_fn(
+        |_: Request<()>| async {
+            // A chunk every 100 ms, naming the context it was made under.
+            let chunks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(100 * MS).await;
+                let budget = format!("{:?};", Context::current().remaining());
+                Some((Ok(http_body::Frame::data(bytes::Bytes::from(budget))), ()))
+            });
+            Ok::<_, Infallible>(Response::new(Chunks::new(chunks.boxed())))
+        },
+    ));
+    let response = server.call(request(Some("250m"))).await.unwrap();
+    let mut body = response.into_body();
+    let mut chunks = Vec::new();
+    let ended = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => chunks.push(frame.into_data().unwrap()),
+            Some(Err(ended)) => break ended,
+            None => panic!("the body outlived its budget"),
+        }
+    };
+    assert_eq!(chunks, ["Some(150ms);", "Some(50ms);"]);
+    let ended = ended.downcast_ref::<Error>().expect("the context's error");
+    assert!(ended.is_deadline_exceeded());
+    assert_eq!(ended.context_name(), Some("request /svc/Method"));
+    assert!(
+        ended.location().file().ends_with("tower_budget.rs"),
+        "the layer's line"
+    );
+    assert!(body.frame().await.is_none(), "and nothing after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_response_body_before_its_end_is_the_caller_leaving() {
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut server =
+        RequestContextLayer::new(Context::background()).layer(handler(move |_: Request<()>| {
+            *kept.lock().unwrap() = Some(Context::current());
+            async { ok("a body never read".into()) }
+        }));
+    let response = server.call(request(Some("5S"))).await.unwrap();
+    let request_ctx = seen.lock().unwrap().take().unwrap();
+    drop(response);
+    let err = request_ctx.err().expect("canceled with the body");
+    assert_eq!(
+        err.cause().unwrap().to_string(),
+        "the caller gave up on the request"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_margin_is_kept_back_and_the_call_runs_under_what_was_sent() {
+    let seen = Arc::new(Mutex::new(None::<Context>));
+    let kept = Arc::clone(&seen);
+    let mut client =
+        PropagateBudgetLayer::new()
+            .margin(100 * MS)
+            .layer(handler(move |request: Request<()>| {
+                *kept.lock().unwrap() = Some(Context::current());
+                let sent = request.headers()[GRPC_TIMEOUT].to_str().unwrap().to_owned();
+                std::future::ready(ok(sent))
+            }));
+    let (ctx, _) = Context::background().child_with_timeout(1000 * MS);
+    let mut call = request(None);
+    *call.uri_mut() = "http://inventory.internal:50051/svc/Method"
+        .parse()
+        .unwrap();
+    let response = ctx.attach(async { client.call(call).await }).await.unwrap();
+    assert_eq!(response.body().get_ref().unwrap(), "900000u");
+    let call_ctx = seen.lock().unwrap().take().unwrap();
+    assert_eq!(call_ctx.remaining(), Some(900 * MS));
+    tokio::time::advance(900 * MS).await;
+    let err = call_ctx.err().unwrap();
+    assert_eq!(
+        err.context_name(),
+        Some("call inventory.internal:50051/svc/Method")
+    );
+    assert!(
+        err.location().file().ends_with("tower_budget.rs"),
+        "the layer's line"
+    );
+    assert!(!ctx.is_done(), "the caller still has its margin");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_as_the_context_ends_is_the_contexts_error() {
+    // The inner client's own timer on the same budget fires with the
+    // context's: the context decides what the caller is told.
+    #[derive(Debug)]
+    struct TimedOut;
+    impl std::fmt::Display for TimedOut {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the client's own timer")
+        }
+    }
+    impl std::error::Error for TimedOut {}
+
+    let mut client = PropagateBudgetLayer::new().layer(tower::service_fn(|_: Request<()>| {
+        let left = Context::current().remaining().unwrap();
+        async move {
+            tokio::time::sleep(left).await;
+            Err::<Response<String>, _>(TimedOut)
+        }
+    }));
+    let (ctx, _) = Context::background().child_with_timeout(50 * MS);
+    let err = ctx
+        .attach(async { client.call(request(None)).await })
+        .await
+        .unwrap_err();
+    let err = err
+        .downcast_ref::<Error>()
+        .expect("the context's error, not the timer's");
+    assert!(err.is_deadline_exceeded());
 }

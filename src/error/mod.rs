@@ -270,6 +270,16 @@ impl Error {
     pub fn budget(&self) -> Option<Duration> {
         self.inner.budget
     }
+
+    /// True if the context was canceled for one of this crate's own
+    /// reasons, `reason`.
+    #[cfg(any(feature = "tonic", feature = "axum"))]
+    pub(crate) fn is_for(&self, reason: &'static Reason) -> bool {
+        match &self.inner.kind {
+            Kind::Canceled(Some(Cause::Reason(given))) => std::ptr::eq(*given, reason),
+            _ => false,
+        }
+    }
 }
 
 /// Prints a location as `file:line`, the way people quote source positions.
@@ -395,6 +405,10 @@ pub(crate) static SIBLING_FAILED: Reason = Reason("a sibling failed");
 /// before it completed.
 #[cfg(feature = "tower")]
 pub(crate) static CALLER_LEFT: Reason = Reason("the caller gave up on the request");
+
+/// The cause left on a request's context once its response is complete.
+#[cfg(feature = "tower")]
+pub(crate) static REQUEST_COMPLETED: Reason = Reason("the request completed");
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

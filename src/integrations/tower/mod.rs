@@ -3,20 +3,26 @@
 //!
 //! - [`RequestContextLayer`] (server side) gives every incoming request a
 //!   context whose deadline is the caller's remaining budget, read from the
-//!   `grpc-timeout` header. The context is current while the handler runs
-//!   and sits in the request's extensions. When the budget runs out, the
-//!   handler is dropped and the call fails with the context's [`Error`];
-//!   when the caller gives up (the call is dropped before it completes),
-//!   the context is canceled, so tasks the handler started under it stop
-//!   too. A completed call leaves the context to its budget, for a body
-//!   that is still streaming.
+//!   budget headers (`grpc-timeout`, `connect-timeout-ms`, or one of your
+//!   choosing: see [`BudgetHeaders`](crate::headers::BudgetHeaders)), within
+//!   the server's own default and maximum. The context is current while
+//!   the handler runs and while the response body is produced, and sits in
+//!   the request's extensions. It ends with the request: when the budget
+//!   runs out (the handler is dropped and the call fails with the
+//!   context's [`Error`]), when the response is complete, or when the
+//!   caller gives up (the call or the body is dropped before the end).
+//!   Tasks the handler started under it stop with it.
 //! - [`PropagateBudgetLayer`] (client side) writes the remaining budget of
-//!   the caller's context into the `grpc-timeout` header of each outgoing
-//!   request, refuses to send one whose context has already ended, and
-//!   gives up on the call when the context ends.
+//!   the caller's context, less a margin, into the headers of each
+//!   outgoing request, refuses to send one whose context has already
+//!   ended, and gives up on the call when the context ends.
 //!
-//! Both work on [`http::Request`], so they fit tonic (servers and channels),
-//! axum, hyper and anything else built on `tower::Service`.
+//! Both work on [`http::Request`], so they fit any `tower::Service` over
+//! `http`. Both fail with a [`BoxError`], as tower's own middleware does.
+//! For tonic and axum, whose callers want a status or a response rather
+//! than an error, the `tonic` and `axum` modules (features of the same
+//! names) wrap these layers and answer every ending in the protocol's own
+//! terms.
 //!
 //! # Examples
 //!
@@ -58,7 +64,7 @@
 //! let mut service = RequestContextLayer::new(Context::background()).layer(Budget);
 //! let request = Request::builder().header("grpc-timeout", "250m").body(()).unwrap();
 //! let response = service.call(request).await.unwrap();
-//! assert_eq!(response.body(), "Some(250ms)");
+//! assert_eq!(response.body().get_ref(), Some(&"Some(250ms)".to_owned()));
 //! # }
 //! ```
 //!
@@ -68,23 +74,14 @@ mod future;
 mod propagate;
 mod request_context;
 
-pub use future::ResponseFuture;
+pub use super::body::ContextBody;
+pub use future::{CallFuture, ResponseFuture};
 pub use propagate::{PropagateBudget, PropagateBudgetLayer};
 pub use request_context::{RequestContext, RequestContextLayer};
 
-/// The header gRPC carries a call's budget in.
-///
-/// ```
-/// use tokio_ctx::tower::GRPC_TIMEOUT;
-///
-/// let request = http::Request::builder().header(GRPC_TIMEOUT, "250m").body(()).unwrap();
-/// assert_eq!(request.headers()["grpc-timeout"], "250m");
-/// ```
-pub const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
-
 /// The error both services fail with: the inner service's error, the
 /// context's [`Error`](crate::Error), or an
-/// [`InvalidGrpcTimeout`](crate::InvalidGrpcTimeout) header; tell them
+/// [`InvalidBudgetHeader`](crate::headers::InvalidBudgetHeader); tell them
 /// apart with `downcast_ref`, as with tower's own middleware.
 ///
 /// ```
@@ -97,22 +94,3 @@ pub const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-t
 /// assert!(err.downcast_ref::<Error>().is_some_and(Error::is_canceled));
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl From<crate::GrpcTimeout> for http::HeaderValue {
-    /// The `grpc-timeout` header value.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tokio_ctx::GrpcTimeout;
-    ///
-    /// let value = http::HeaderValue::from(GrpcTimeout::from(Duration::from_secs(2)));
-    /// assert_eq!(value, "2000000u");
-    /// ```
-    fn from(budget: crate::GrpcTimeout) -> Self {
-        // Digits and a unit letter are always a valid header value. The
-        // fallback only keeps this free of a panic path, and errs on the
-        // side of less time.
-        http::HeaderValue::from_str(&budget.to_string())
-            .unwrap_or_else(|_| http::HeaderValue::from_static("1n"))
-    }
-}
