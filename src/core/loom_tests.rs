@@ -8,11 +8,15 @@ use std::task::{Wake, Waker};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{Callback, Entry, Meta, Node};
+use super::{Callback, Cause, Entry, Meta, Node};
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
     Arc::new(Node::new(parent, super::Deadline::NONE, None, meta))
+}
+
+fn cause(text: &'static str) -> Cause {
+    Cause::User(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(text)))
 }
 
 struct Flag(AtomicUsize);
@@ -124,5 +128,35 @@ fn loom_a_handle_dropped_during_a_registration_loses_no_wakeup() {
         dropper.join().unwrap();
         canceler.join().unwrap();
         assert_eq!(flag.0.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_whoever_saw_a_node_canceled_sees_its_descendants_canceled() {
+    // Invariant 8: a descendant's remembered epoch never vouches for it
+    // once its ancestor's cancellation is visible, with the epoch modeled.
+    loom::model(|| {
+        let root = node(None);
+        let mid = node(Some(&root));
+        let leaf = node(Some(&mid));
+        // The leaf remembers the current epoch: its next check is a shortcut.
+        assert!(!leaf.is_canceled());
+
+        // The observer is the spawned thread: loom's first schedule runs
+        // the canceller to its end, and backtracking from the observer's
+        // reads reaches every point inside the cancellation.
+        let observer = {
+            let (mid, leaf) = (Arc::clone(&mid), Arc::clone(&leaf));
+            thread::spawn(move || {
+                if mid.is_canceled() {
+                    assert!(leaf.is_canceled(), "the parent read canceled, the child live");
+                    // A cancel made after seeing the parent's changes nothing.
+                    assert!(!leaf.cancel(Some(cause("second"))));
+                }
+            })
+        };
+        assert!(mid.cancel(Some(cause("first"))));
+        observer.join().unwrap();
+        assert!(leaf.is_canceled());
     });
 }

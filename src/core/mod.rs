@@ -48,11 +48,20 @@
 //!    respect. Wakers and callbacks run after every lock has been released.
 //! 7. Every walk over the tree (checks, closing, dropping) is a loop, never a
 //!    recursion, so a chain of any depth fits in a small stack.
-//! 8. The process-wide cancellation epoch is bumped after every cancellation
-//!    record is written. A node's state word holds an epoch at which a walk
-//!    found none of its ancestors canceled (or one its parent vouched for at
-//!    derivation), so while the epoch has not moved, that walk need not be
-//!    repeated: a live check is O(1) at any depth.
+//! 8. The process-wide epoch word counts cancellations in flight in its low
+//!    bits and epochs above them. A cancel adds one in flight before its
+//!    record can be seen and, once it can, moves the epoch up and takes the
+//!    one back: the word never repeats, and its low bits are clear only while
+//!    no cancellation is in flight. A node remembers only a word with clear
+//!    low bits, at which a walk found no ancestor canceled (or which its
+//!    parent vouched for at derivation), and a live check compares that with
+//!    the whole word. A thread that has seen a `CANCELED` bit (with acquire)
+//!    reads a word from after that cancel's first addition: one with the
+//!    cancel in flight, which matches nothing remembered, or one from after
+//!    its second, which no walk that missed the record remembered. So a live
+//!    check is O(1) at any depth while nothing is canceled, and never calls
+//!    a node live below one its thread has seen canceled, nor lets a cancel
+//!    made after that write a record of its own.
 //! 9. Only a cancel handle cancels a node directly, except the child of a
 //!    step, which has no handle and is canceled by the step. `HANDLE_GONE`
 //!    is set when a node's only handle is dropped (a cloned handle sets
@@ -79,14 +88,51 @@ use deadline::Budget;
 pub(crate) use deadline::Deadline;
 pub(crate) use slab::Slab;
 
-/// Bumped after every cancellation record is written (invariant 8). It
-/// starts at 1 so that a checked epoch of 0 means "never checked".
-#[cfg(not(tokio_ctx_loom))]
-static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+// The process-wide epoch word (invariant 8). Its low `LOW` bits count the
+// cancellations in flight: a cancel adds one before it makes its record
+// visible, and when it is visible adds `EPOCH_UNIT - 1`, which moves the
+// epoch above them up by one and takes its one back. So the word changes at
+// both ends of every cancellation, never repeats a value (until it wraps,
+// see below), and has its low bits clear only while no cancellation is
+// between its two additions.
+//
+// A node's state word has the same layout: flags in the low bits, and above
+// them a word with clear low bits at which a walk found no ancestor
+// canceled. A live check compares `state & !LOW` with the whole epoch word:
+// one load, one mask, one comparison; a cancellation in flight makes every
+// remembered answer miss.
+//
+// Budget: 16 low bits, so 65,535 cancellations may be in flight at once. A
+// thread is in at most one (between the two additions it holds the node's
+// lock and runs no user code), so that is a limit on threads, not on load.
+// The 48 bits above wrap after 2.8 * 10^14 cancellations: nine years at a
+// million a second. A wrap could only matter to a node whose remembered
+// word was not refreshed for a whole wrap and is checked while the epoch
+// word holds that very value again.
 
-// A node's state word: nine flag bits below, and above them the epoch at
-// which the node was last found to have no canceled ancestor (invariant 8).
-// One word keeps the node small and lets a live check get both from one load.
+/// The low bits: flags in a node's state word, cancellations in flight in
+/// the epoch word.
+const LOW: u64 = (1 << 16) - 1;
+/// One epoch in the epoch word.
+const EPOCH_UNIT: u64 = 1 << 16;
+
+/// The epoch word. It starts at epoch 1, so that a remembered word of 0
+/// means "never checked".
+#[cfg(not(tokio_ctx_loom))]
+fn epoch() -> &'static AtomicU64 {
+    static EPOCH: AtomicU64 = AtomicU64::new(EPOCH_UNIT);
+    &EPOCH
+}
+
+/// Under loom, a new epoch word for every execution of a model, so that it
+/// is modeled like any other atomic.
+#[cfg(tokio_ctx_loom)]
+fn epoch() -> &'static AtomicU64 {
+    loom::lazy_static! {
+        static ref EPOCH: AtomicU64 = AtomicU64::new(EPOCH_UNIT);
+    }
+    &EPOCH
+}
 
 /// The node holds a cancellation record (invariant 2).
 const CANCELED: u64 = 1;
@@ -110,12 +156,8 @@ const HANDLE_SHARED: u64 = 1 << 7;
 /// The node's only cancel handle was dropped: nothing can cancel the node
 /// itself any more, only its ancestors can end it (invariant 9).
 const HANDLE_GONE: u64 = 1 << 8;
-/// The flag bits; the epoch sits above them. 55 bits of epoch wrap after
-/// 3.6 * 10^16 cancellations, centuries at any rate a process sustains.
-#[cfg(not(tokio_ctx_loom))]
-const FLAGS: u64 = 0x1ff;
-#[cfg(not(tokio_ctx_loom))]
-const EPOCH_SHIFT: u32 = 9;
+/// The flags that say a node is canceled, itself or through an ancestor.
+const ENDED: u64 = CANCELED | CLOSED;
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -360,7 +402,7 @@ impl Node {
         // more to consult.
         let state = self.state.load(Ordering::Acquire);
         if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
-            return state & (CANCELED | CLOSED) != 0;
+            return state & ENDED != 0;
         }
         self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed())
     }
@@ -380,51 +422,45 @@ impl Node {
     /// The cancellation part of a check, from an already loaded state word.
     #[inline]
     fn canceled_given(&self, state: u64) -> bool {
-        state & (CANCELED | CLOSED) != 0
-            || (state & HAS_PARENT != 0 && self.ancestor_canceled(state))
+        state & ENDED != 0 || (state & HAS_PARENT != 0 && self.ancestor_canceled(state))
     }
 
     /// True when an ancestor is canceled; O(1) while the epoch stands still
     /// (invariant 8). `state` is a value of the state word loaded before.
-    #[cfg(not(tokio_ctx_loom))]
     #[inline]
     fn ancestor_canceled(&self, state: u64) -> bool {
-        use std::sync::atomic::Ordering as StdOrdering;
-        // Read the epoch before walking: a cancellation that the walk misses
-        // has not bumped it yet, so the stored epoch is stale by the next check.
-        let epoch = epoch_bits(EPOCH.load(StdOrdering::Acquire));
-        if state & !FLAGS == epoch {
+        // A word with cancellations in flight never equals a remembered one.
+        let word = epoch().load(Ordering::Acquire);
+        if state & !LOW == word {
             return false;
         }
-        self.walk_and_remember(state, epoch)
+        self.walk_and_remember(state, word)
     }
 
-    #[cfg(not(tokio_ctx_loom))]
-    fn walk_and_remember(&self, state: u64, epoch: u64) -> bool {
+    /// Walks the ancestors; if none is canceled and no cancellation was in
+    /// flight in `word`, remembers `word` (invariant 8).
+    #[inline(never)]
+    fn walk_and_remember(&self, state: u64, word: u64) -> bool {
         if self.walk_ancestors() {
             return true;
         }
         // Only if no flag changed meanwhile: losing this store costs one
         // more walk later, never a wrong answer.
-        let _ = self.state.compare_exchange(
-            state,
-            (state & FLAGS) | epoch,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        if word & LOW == 0 {
+            let _ = self.state.compare_exchange(
+                state,
+                (state & LOW) | word,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
         false
-    }
-
-    /// Under loom the epoch is not modeled: always walk.
-    #[cfg(tokio_ctx_loom)]
-    fn ancestor_canceled(&self, _state: u64) -> bool {
-        self.walk_ancestors()
     }
 
     fn walk_ancestors(&self) -> bool {
         let mut node = self;
         while let Some(parent) = &node.parent {
-            if parent.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0 {
+            if parent.state.load(Ordering::Acquire) & ENDED != 0 {
                 return true;
             }
             node = parent;
@@ -432,25 +468,19 @@ impl Node {
         false
     }
 
-    /// The epoch a new child may start from, in the state word's epoch
-    /// bits: the current one if this node is known not to be canceled at
-    /// it, otherwise 0 (unchecked).
-    #[cfg(not(tokio_ctx_loom))]
+    /// The remembered word a new child may start with: the current epoch
+    /// word if this node is known not to be canceled at it (invariant 8),
+    /// otherwise 0 (unchecked).
+    #[inline]
     fn vouch(&self) -> u64 {
-        use std::sync::atomic::Ordering as StdOrdering;
-        let epoch = epoch_bits(EPOCH.load(StdOrdering::Acquire));
+        let word = epoch().load(Ordering::Acquire);
         let state = self.state.load(Ordering::Acquire);
-        let live_above = self.parent.is_none() || state & !FLAGS == epoch;
-        if live_above && state & (CANCELED | CLOSED) == 0 {
-            epoch
+        let live_above = state & HAS_PARENT == 0 || state & !LOW == word;
+        if live_above && state & ENDED == 0 && word & LOW == 0 {
+            word
         } else {
             0
         }
-    }
-
-    #[cfg(tokio_ctx_loom)]
-    fn vouch(&self) -> u64 {
-        0
     }
 
     /// How this node ended, if it has.
@@ -526,31 +556,50 @@ impl Node {
         if self.is_canceled() || self.deadline.passed_at(now) {
             return false;
         }
-        {
-            let shared = self.shared.get_or_default();
+        let shared = self.shared.get_or_default();
+        let refused = {
             let _list = lock(&shared.list);
             if self.is_closed() || shared.record.get().is_some() {
+                // Dropped after unlocking: a cause is user code.
+                Err(cause)
+            } else {
+                // Invariant 8: in flight before the record can be seen, so
+                // that no check trusts a remembered word until the epoch
+                // has moved past this cancellation.
+                epoch().fetch_add(1, Ordering::Relaxed);
+                // Under the lock, after the checks above: the only writer.
+                let lost = shared.record.set(Record {
+                    cause,
+                    at: now,
+                    below: OnceLock::new(),
+                });
+                // Invariant 2: the bit after the record, released with it
+                // and with the addition above.
+                self.state.fetch_or(CANCELED, Ordering::Release);
+                Ok(lost.err())
+            }
+        };
+        match refused {
+            Err(cause) => {
+                drop(cause);
                 return false;
             }
-            #[cfg(feature = "tracing")]
+            Ok(lost) => debug_assert!(lost.is_none(), "a second cancellation record"),
+        }
+        // Invariant 8: the epoch up, this cancellation out of flight.
+        epoch().fetch_add(EPOCH_UNIT - 1, Ordering::Release);
+        #[cfg(feature = "tracing")]
+        {
+            let cause = shared.record.get().and_then(|record| record.cause.as_ref());
             tracing::debug!(
                 target: "tokio_ctx",
                 context = shared.name.as_deref(),
                 location = %crate::error::ShortLocation(self.meta.location),
                 budget = ?self.meta.budget(),
-                cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
+                cause = cause.map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
-            // Under the lock, after the checks above: the only writer.
-            let _ = shared.record.set(Record {
-                cause,
-                at: now,
-                below: OnceLock::new(),
-            });
-            self.state.fetch_or(CANCELED, Ordering::Release);
         }
-        #[cfg(not(tokio_ctx_loom))]
-        EPOCH.fetch_add(1, std::sync::atomic::Ordering::Release);
         close_subtree(Arc::clone(self));
         true
     }
@@ -803,13 +852,6 @@ fn close_subtree(start: Arc<Node>) {
     for callback in callbacks {
         callback.fire();
     }
-}
-
-/// An epoch as it sits in the state word.
-#[cfg(not(tokio_ctx_loom))]
-#[inline]
-fn epoch_bits(epoch: u64) -> u64 {
-    epoch << EPOCH_SHIFT
 }
 
 #[cfg(all(test, tokio_ctx_loom))]
