@@ -69,6 +69,13 @@
 //!    end through an ancestor or its deadline, so a waiter on it registers
 //!    on the nearest ancestor that can still be canceled, and the node needs
 //!    no wait list of its own.
+//! 10. A node derived when an ancestor was already canceled (as its
+//!     deriving thread sees it, invariant 8) is `BORN_CANCELED`, fixed at
+//!     derivation, and ends as its parent did; one derived with an absolute
+//!     deadline under a parent whose deadline had passed does not own its
+//!     deadline. Either way a child born under an ended parent reports the
+//!     parent's error, never its own limit, which had no chance to fire
+//!     first.
 
 mod deadline;
 mod slab;
@@ -156,8 +163,11 @@ const HANDLE_SHARED: u64 = 1 << 7;
 /// The node's only cancel handle was dropped: nothing can cancel the node
 /// itself any more, only its ancestors can end it (invariant 9).
 const HANDLE_GONE: u64 = 1 << 8;
+/// Fixed at derivation: an ancestor was already canceled, so the node ends
+/// as its parent did, whatever its own deadline (invariant 10).
+const BORN_CANCELED: u64 = 1 << 9;
 /// The flags that say a node is canceled, itself or through an ancestor.
-const ENDED: u64 = CANCELED | CLOSED;
+const ENDED: u64 = CANCELED | CLOSED | BORN_CANCELED;
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -340,17 +350,26 @@ pub(crate) struct Node {
 
 impl Node {
     /// Derives a node below `parent` (a new root when `None`).
+    ///
+    /// `now` is the current instant when the caller read it for an
+    /// absolute deadline: the one kind of request that can be earlier than
+    /// a parent's deadline that has already passed.
     #[inline]
     pub(crate) fn new(
         parent: Option<&Arc<Node>>,
         requested: Deadline,
+        now: Option<Instant>,
         name: Option<Cow<'static, str>>,
         meta: Meta,
     ) -> Self {
         let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
-        // Invariant 1: only a strictly earlier request makes the deadline ours.
+        // Invariant 1: only a strictly earlier request makes the deadline
+        // ours, and only under a parent that had not expired (invariant 10).
         let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
-            (true, true) if requested < inherited => (requested, OWN_DEADLINE),
+            (true, true) if requested < inherited => {
+                let expired = now.is_some_and(|now| inherited.passed_at(now));
+                (requested, if expired { 0 } else { OWN_DEADLINE })
+            }
             (true, _) => (inherited, 0),
             (false, true) => (requested, OWN_DEADLINE),
             (false, false) => (Deadline::NONE, 0),
@@ -468,18 +487,23 @@ impl Node {
         false
     }
 
-    /// The remembered word a new child may start with: the current epoch
-    /// word if this node is known not to be canceled at it (invariant 8),
-    /// otherwise 0 (unchecked).
+    /// What a new child's state word starts with: the current epoch word if
+    /// this node is known not to be canceled at it (invariant 8),
+    /// `BORN_CANCELED` if it is (invariant 10), otherwise 0 (unchecked).
     #[inline]
     fn vouch(&self) -> u64 {
         let word = epoch().load(Ordering::Acquire);
         let state = self.state.load(Ordering::Acquire);
-        let live_above = state & HAS_PARENT == 0 || state & !LOW == word;
-        if live_above && state & ENDED == 0 && word & LOW == 0 {
-            word
-        } else {
-            0
+        if state & ENDED != 0 {
+            return BORN_CANCELED;
+        }
+        let live = state & HAS_PARENT == 0
+            || state & !LOW == word
+            || !self.walk_and_remember(state, word);
+        match (live, word & LOW == 0) {
+            (false, _) => BORN_CANCELED,
+            (true, true) => word,
+            (true, false) => 0,
         }
     }
 
@@ -487,12 +511,26 @@ impl Node {
     ///
     /// The nearest cancellation record wins over records further up (a node
     /// is only recorded while it is not yet done, invariant 2), and the
-    /// deadline wins over a record made at or after it.
+    /// deadline wins over a record made at or after it. A node born under a
+    /// canceled ancestor ends as its parent did (invariant 10).
     pub(crate) fn ending(&self) -> Option<Ending<'_>> {
+        let mut from = self;
+        while from.state.load(Ordering::Relaxed) & BORN_CANCELED != 0 {
+            match &from.parent {
+                Some(parent) => from = parent,
+                None => break,
+            }
+        }
+        from.ending_as_seen_by(self)
+    }
+
+    /// How this node ended, told to `asked`: itself, or a descendant born
+    /// after it had ended.
+    fn ending_as_seen_by<'a>(&'a self, asked: &'a Node) -> Option<Ending<'a>> {
         let mut node = self;
         loop {
             if node.state.load(Ordering::Acquire) & CANCELED != 0 {
-                if let Some(ending) = self.ending_by_record_of(node) {
+                if let Some(ending) = self.ending_by_record_of(node, asked) {
                     return Some(ending);
                 }
             }
@@ -508,15 +546,15 @@ impl Node {
     }
 
     /// How this node ended given the cancellation record of `by` (itself or
-    /// an ancestor), if `by` holds one.
-    fn ending_by_record_of<'a>(&'a self, by: &'a Node) -> Option<Ending<'a>> {
+    /// an ancestor), if `by` holds one; own only if `by` is `asked`.
+    fn ending_by_record_of<'a>(&'a self, by: &'a Node, asked: &Node) -> Option<Ending<'a>> {
         // No lock: the record is written once, before `CANCELED`.
         let shared = by.shared.get()?;
         let Record { cause, at, below } = shared.record.get()?;
         if self.deadline.passed_at(*at) {
             return Some(self.deadline_exceeded());
         }
-        if std::ptr::eq(self, by) {
+        if std::ptr::eq(asked, by) {
             return Some(Ending::Canceled {
                 cause: cause.clone(),
             });
