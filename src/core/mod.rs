@@ -77,6 +77,7 @@
 //!     parent's error, never its own limit, which had no chance to fire
 //!     first.
 
+mod callback;
 mod deadline;
 mod slab;
 
@@ -91,6 +92,8 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Reason};
 use crate::loom::{lock, AtomicU64, Lazy, Mutex, Ordering};
+pub(crate) use callback::Callback;
+use callback::Panics;
 use deadline::Budget;
 pub(crate) use deadline::Deadline;
 pub(crate) use slab::Slab;
@@ -244,49 +247,6 @@ impl std::fmt::Debug for Entry {
             Entry::Callback(_) => "Callback",
             Entry::Child(_) => "Child",
         })
-    }
-}
-
-/// A function to run once, when a context ends, unless stopped first.
-pub(crate) struct Callback {
-    f: Mutex<Option<Box<dyn FnOnce() + Send + 'static>>>,
-}
-
-impl Callback {
-    pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Self {
-        Self {
-            f: Mutex::new(Some(Box::new(f))),
-        }
-    }
-
-    /// Runs the function if nobody has run or stopped it; true if this call ran it.
-    pub(crate) fn fire(&self) -> bool {
-        // The guard is a temporary of this statement: the function runs unlocked.
-        let f = lock(&self.f).take();
-        match f {
-            Some(f) => {
-                f();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Prevents the function from running; true if it had not run yet.
-    pub(crate) fn stop(&self) -> bool {
-        let f = lock(&self.f).take();
-        f.is_some()
-    }
-
-    /// True once the function has run or been stopped.
-    pub(crate) fn is_spent(&self) -> bool {
-        lock(&self.f).is_none()
-    }
-}
-
-impl std::fmt::Debug for Callback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Callback").finish_non_exhaustive()
     }
 }
 
@@ -861,13 +821,16 @@ fn link_upward(mut child: Arc<Node>) {
 /// closed (invariants 3, 6 and 7).
 ///
 /// Waking node by node rather than after the whole walk lets the woken tasks
-/// start running on other threads while the walk goes on. Callbacks are user
-/// code: run last, a panicking one cannot leave a node of the walk open.
+/// start running on other threads while the walk goes on. Wakes and
+/// callbacks are user code: a panic in one keeps none of the others from
+/// running and leaves no node of the walk open; the first is resumed at the
+/// end (see `callback.rs`).
 fn close_subtree(start: Arc<Node>) {
     // Neither vector allocates unless a node had linked children or
     // callbacks.
     let mut stack = Vec::new();
     let mut callbacks = Vec::new();
+    let mut panics = Panics::default();
     let mut next = Some(start);
     while let Some(node) = next.take().or_else(|| stack.pop()) {
         let entries = {
@@ -882,14 +845,15 @@ fn close_subtree(start: Arc<Node>) {
         for entry in entries.into_values() {
             match entry {
                 Entry::Child(child) => stack.extend(child.upgrade()),
-                Entry::Waker(waker) => waker.wake(),
+                Entry::Waker(waker) => panics.run(|| waker.wake()),
                 Entry::Callback(callback) => callbacks.push(callback),
             }
         }
     }
     for callback in callbacks {
-        callback.fire();
+        panics.fire(&callback);
     }
+    panics.resume();
 }
 
 #[cfg(all(test, tokio_ctx_loom))]
