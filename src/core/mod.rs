@@ -45,7 +45,11 @@
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
 //!    walk takes it, or the linking thread does.
 //! 6. At most one lock is held at any time, so there is no lock order to
-//!    respect. Wakers and callbacks run after every lock has been released.
+//!    respect. Wakers and callbacks run after every lock has been released,
+//!    and nothing of the user's is cloned or dropped under one: a waker, a
+//!    cause or a callback may own the last clone of a context, whose node
+//!    then unlinks itself and runs its own callbacks. Replaced wakers,
+//!    removed entries and refused causes leave the critical section first.
 //! 7. Every walk over the tree (checks, closing, dropping) is a loop, never a
 //!    recursion, so a chain of any depth fits in a small stack.
 //! 8. The process-wide epoch word counts cancellations in flight in its low
@@ -694,15 +698,23 @@ impl Node {
         let Some(shared) = self.shared.get() else {
             return true;
         };
-        let mut list = lock(&shared.list);
-        if self.is_closed() {
-            return false;
-        }
-        if let Some(Entry::Waker(old)) = list.entries.get_mut(key) {
-            if !old.will_wake(waker) {
-                old.clone_from(waker);
+        // Cloning and dropping a waker are user code (a waker may own the
+        // last clone of a context, whose node then unlinks itself from
+        // this very list): both happen unlocked (invariant 6).
+        let mut waker = waker.clone();
+        {
+            let mut list = lock(&shared.list);
+            if self.is_closed() {
+                return false;
+            }
+            if let Some(Entry::Waker(old)) = list.entries.get_mut(key) {
+                if !old.will_wake(&waker) {
+                    mem::swap(old, &mut waker);
+                }
             }
         }
+        // The replaced waker, or the unused clone.
+        drop(waker);
         true
     }
 
