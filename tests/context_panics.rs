@@ -204,6 +204,71 @@ fn a_replaced_waker_that_panics_on_drop_leaves_the_new_one_registered() {
     assert_eq!(count.0.load(Ordering::SeqCst), 1, "the new waker is woken");
 }
 
+#[test]
+fn a_context_dropped_unended_runs_every_callback_and_resumes_the_first_panic() {
+    let (ctx, cancel) = Context::background().child();
+    let _a = ctx.on_done(|| panic!("callback"));
+    let (count, f) = counter();
+    drop(ctx.on_done(f));
+    let token = ctx.cancellation_token();
+    drop(_a);
+    drop(cancel);
+    let panic = catch_unwind(AssertUnwindSafe(move || drop(ctx))).unwrap_err();
+    assert_eq!(message(&*panic), "callback");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(token.is_cancelled());
+}
+
+#[test]
+fn a_context_dropped_during_unwinding_with_a_panicking_callback_does_not_abort() {
+    let (count, f) = counter();
+    let panic = catch_unwind(AssertUnwindSafe(move || {
+        let (ctx, _cancel) = Context::background().child();
+        drop(ctx.on_done(|| panic!("callback")));
+        drop(ctx.on_done(f));
+        panic!("body");
+    }))
+    .unwrap_err();
+    assert_eq!(message(&*panic), "body");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_runtime_shutting_down_with_panicking_callbacks_under_its_tasks_runs_them_all() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (count, _) = counter();
+    let (request, _cancel) = Context::background().child();
+    let (started, wait) = std::sync::mpsc::channel();
+    for i in 0..20 {
+        let count = Arc::clone(&count);
+        let request = request.clone();
+        let started = started.clone();
+        rt.spawn(async move {
+            request
+                .with_timeout(Duration::from_secs(3600), move |child| {
+                    std::mem::forget(child.on_done(move || {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        if i % 3 == 0 {
+                            panic!("callback {i}");
+                        }
+                    }));
+                    started.send(()).unwrap();
+                    std::future::pending::<()>()
+                })
+                .await
+        });
+    }
+    for _ in 0..20 {
+        wait.recv().unwrap();
+    }
+    rt.shutdown_timeout(Duration::from_secs(10));
+    assert_eq!(count.load(Ordering::SeqCst), 20, "every step's callback ran");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panicking_callback_at_a_deadline_keeps_the_others_and_later_deadlines() {
     let (ctx, _cancel) = Context::background().child_with_timeout(Duration::from_secs(1));

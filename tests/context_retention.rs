@@ -12,8 +12,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::{Context as TaskContext, Waker};
+use std::time::Duration;
 
 use tokio_ctx::Context;
+use tokio_util::sync::CancellationToken;
 
 /// Counts the bytes live on the heap.
 struct Counting;
@@ -51,6 +53,17 @@ fn assert_back(baseline: isize, what: &str) {
 fn retention() {
     a_burst_of_waiters_on_a_long_lived_root_gives_its_memory_back();
     a_burst_around_a_waiter_that_stays_gives_its_memory_back();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        deadline_callbacks_and_tokens_whose_contexts_are_dropped_free_everything().await;
+        stopped_deadline_callbacks_free_their_watch_at_once().await;
+        token_seeded_children_dropped_without_their_guard_free_everything().await;
+        awaited_deadlines_free_their_timers().await;
+    });
 }
 
 /// Registers a waiter on `ctx` and leaves it registered: a future polled
@@ -82,4 +95,95 @@ fn a_burst_around_a_waiter_that_stays_gives_its_memory_back() {
     drop(burst);
     assert_back(baseline, "a burst next to a waiter that stays");
     drop(stays);
+}
+
+/// Lets the runtime run whatever was woken, without moving the clock, until
+/// no task is left (none of the scenarios leaves one running) or a bound.
+async fn settle() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..100_000 {
+        tokio::task::yield_now().await;
+        if metrics.num_alive_tasks() == 0 {
+            return;
+        }
+    }
+}
+
+async fn deadline_callbacks_and_tokens_whose_contexts_are_dropped_free_everything() {
+    let hour = Duration::from_secs(3600);
+    let (root, _cancel) = Context::background().child();
+    // A first round allocates what lives for the process (the clock's
+    // origin, the deadline driver's thread-local slot).
+    {
+        let (ctx, _) = root.child_with_timeout(hour);
+        drop(ctx.on_done(|| {}));
+    }
+    settle().await;
+    let baseline = live();
+    let mut tokens = Vec::new();
+    for i in 0..1_000 {
+        let (ctx, cancel) = root.with_value([0u8; 1024]).child_with_timeout(hour);
+        if i % 2 == 0 {
+            tokens.push(ctx.cancellation_token());
+        } else {
+            drop(ctx.on_done(|| {}));
+        }
+        drop((ctx, cancel));
+    }
+    settle().await;
+    assert!(
+        tokens.iter().all(CancellationToken::is_cancelled),
+        "a token whose context is gone is released"
+    );
+    drop(tokens);
+    assert_back(baseline, "1,000 deadline callbacks and tokens");
+}
+
+async fn stopped_deadline_callbacks_free_their_watch_at_once() {
+    let hour = Duration::from_secs(3600);
+    let contexts: Vec<_> = (0..1_000)
+        .map(|_| Context::background().child_with_timeout(hour))
+        .collect();
+    // The first registration allocates each context's wait state.
+    for (ctx, _) in &contexts {
+        assert!(ctx.on_done(|| {}).stop());
+    }
+    settle().await;
+    let baseline = live();
+    for (ctx, _) in &contexts {
+        assert!(ctx.on_done(|| {}).stop());
+    }
+    settle().await;
+    assert_back(baseline, "1,000 stopped deadline callbacks");
+}
+
+async fn token_seeded_children_dropped_without_their_guard_free_everything() {
+    let (root, _cancel) = Context::background().child();
+    let token = CancellationToken::new();
+    let round = || {
+        for _ in 0..1_000 {
+            let child = root.with_value([0u8; 1024]).child_with_token(token.clone());
+            drop(child);
+        }
+    };
+    // A first round grows the runtime's own queues to hold 1,000 tasks.
+    round();
+    settle().await;
+    let baseline = live();
+    round();
+    settle().await;
+    assert_back(baseline, "1,000 token-seeded children");
+}
+
+async fn awaited_deadlines_free_their_timers() {
+    let (root, _cancel) = Context::background().child();
+    drop(waiter(&root.child_with_timeout(Duration::from_secs(60)).0));
+    settle().await;
+    let baseline = live();
+    let waiters: Vec<_> = (0..1_000)
+        .map(|_| waiter(&root.child_with_timeout(Duration::from_secs(60)).0))
+        .collect();
+    drop(waiters);
+    settle().await;
+    assert_back(baseline, "1,000 awaited deadlines");
 }

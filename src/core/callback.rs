@@ -15,26 +15,61 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
+use super::alarm::AlarmKey;
 use crate::loom::{lock, Mutex};
 
 /// A function to run once, when a context ends, unless stopped first.
 pub(crate) struct Callback {
-    f: Mutex<Option<Box<dyn FnOnce() + Send + 'static>>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    f: Option<Box<dyn FnOnce() + Send + 'static>>,
+    /// The alarm that fires it at its context's deadline, if one is set:
+    /// taken out as soon as the callback is spent.
+    alarm: Option<AlarmKey>,
 }
 
 impl Callback {
     pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Self {
         Self {
-            f: Mutex::new(Some(Box::new(f))),
+            state: Mutex::new(State {
+                f: Some(Box::new(f)),
+                alarm: None,
+            }),
         }
     }
 
     /// Takes the function out, so that nobody else runs or stops it: from
-    /// here on the callback is spent, even if the function then panics.
+    /// here on the callback is spent, even if the function then panics. Its
+    /// alarm, if any, is taken out too.
     fn take(&self) -> Option<Box<dyn FnOnce() + Send + 'static>> {
-        // The guard is a temporary of this statement: nothing of the
-        // function runs or drops under it.
-        lock(&self.f).take()
+        let (f, alarm) = {
+            let mut state = lock(&self.state);
+            (state.f.take(), state.alarm.take())
+        };
+        // Unlocked: at most one lock at a time (invariant 6 of the core).
+        if let Some(alarm) = alarm {
+            alarm.cancel();
+        }
+        f
+    }
+
+    /// Records the alarm set for this callback; takes it out again at once
+    /// if the callback was spent meanwhile. Replaces (and takes out) the
+    /// alarm of a driver that handed it over.
+    pub(crate) fn set_alarm(&self, key: AlarmKey) {
+        let stale = {
+            let mut state = lock(&self.state);
+            if state.f.is_some() {
+                state.alarm.replace(key)
+            } else {
+                Some(key)
+            }
+        };
+        if let Some(stale) = stale {
+            stale.cancel();
+        }
     }
 
     /// Runs the function if nobody has run or stopped it; true if this call
@@ -57,7 +92,7 @@ impl Callback {
 
     /// True once the function has run, been attempted or been stopped.
     pub(crate) fn is_spent(&self) -> bool {
-        lock(&self.f).is_none()
+        lock(&self.state).f.is_none()
     }
 }
 
@@ -103,6 +138,17 @@ impl Panics {
             discard(payload);
         } else {
             panic::resume_unwind(payload);
+        }
+    }
+}
+
+impl Panics {
+    /// Reports and drops the first panic, if any: for callbacks that no
+    /// caller waits on (fired by a deadline's alarm).
+    pub(crate) fn report(self) {
+        if let Some(payload) = self.first {
+            report(&*payload, "at its deadline");
+            discard(payload);
         }
     }
 }

@@ -80,7 +80,17 @@
 //!     deadline. Either way a child born under an ended parent reports the
 //!     parent's error, never its own limit, which had no chance to fire
 //!     first.
+//! 11. When the last reference to a node that has not ended goes, the
+//!     callbacks still registered on it are due: nothing can end it or wait
+//!     for it any more, and what was tied to it (a token handed to a
+//!     library) must be released, not left waiting forever. The node's drop
+//!     takes them out (and those of the ancestors it releases) and runs them
+//!     after every lock is released. No `Arc<Node>` is dropped under a lock
+//!     (invariant 6), so they never run under one. A callback's alarm holds
+//!     only the deadline and the callback, and is taken out when the
+//!     callback is spent.
 
+mod alarm;
 mod callback;
 mod deadline;
 mod slab;
@@ -96,6 +106,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Reason};
 use crate::loom::{lock, AtomicU64, Lazy, Mutex, Ordering};
+pub(crate) use alarm::set as set_alarm;
 pub(crate) use callback::Callback;
 use callback::Panics;
 use deadline::Budget;
@@ -739,6 +750,30 @@ impl Node {
         drop(removed);
     }
 
+    /// Removes `callback` from under `key`, if it is still there: an
+    /// `OnDone` may try more than once, and a key is reused once removed.
+    pub(crate) fn deregister_callback(&self, key: usize, callback: &Arc<Callback>) {
+        if self.is_closed() {
+            return;
+        }
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let removed = {
+            let mut list = lock(&shared.list);
+            let ours = matches!(
+                list.entries.get_mut(key),
+                Some(Entry::Callback(entry)) if Arc::ptr_eq(entry, callback)
+            );
+            if ours && !self.is_closed() {
+                list.entries.remove(key)
+            } else {
+                None
+            }
+        };
+        drop(removed);
+    }
+
     /// The number of entries waiting on this node (for tests of cleanup).
     #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) fn waiting(&self) -> usize {
@@ -747,21 +782,41 @@ impl Node {
             .map_or(0, |shared| lock(&shared.list).entries.len())
     }
 
-    /// Removes this node's entry from its parent's wait list (invariant 4).
+    /// Takes this node out of its parent's wait list (invariant 4) and, if
+    /// it has not ended, takes the callbacks still waiting on it into `due`
+    /// (invariant 11).
     #[inline]
-    fn unlink(&mut self) {
-        // Only a node that something registered on can be linked.
+    fn release(&mut self, due: &mut Vec<Arc<Callback>>) {
+        // Only a node that something registered on can be linked or hold
+        // callbacks.
         if self.ever_awaited() {
-            self.unlink_awaited();
+            self.release_awaited(due);
         }
     }
 
-    fn unlink_awaited(&mut self) {
-        let link = self.shared.get().map_or(Link::Unlinked, |shared| {
-            mem::take(&mut lock(&shared.list).link)
-        });
+    fn release_awaited(&mut self, due: &mut Vec<Arc<Callback>>) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let (link, entries) = {
+            let mut list = lock(&shared.list);
+            // A closed list was taken whole by the cancellation.
+            let entries = if self.is_closed() {
+                Slab::default()
+            } else {
+                mem::take(&mut list.entries)
+            };
+            (mem::take(&mut list.link), entries)
+        };
         if let (Link::Linked(key), Some(parent)) = (link, &self.parent) {
             parent.deregister(key);
+        }
+        // Nothing but callbacks can be left: every waker's registration and
+        // every linked child holds the node.
+        for entry in entries.into_values() {
+            if let Entry::Callback(callback) = entry {
+                due.push(callback);
+            }
         }
     }
 }
@@ -781,20 +836,36 @@ impl WaitList {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.unlink();
+        // Invariant 11: callbacks on a node that is gone before it ended are
+        // due now; they run once the chain below is released, unlocked.
+        let mut due = Vec::new();
+        self.release(&mut due);
         // Invariant 7: release the chain of parents that only we kept alive
         // one by one instead of through nested drops.
         let mut parent = self.parent.take();
         while let Some(node) = parent {
             parent = match Arc::into_inner(node) {
                 Some(mut node) => {
-                    node.unlink();
+                    node.release(&mut due);
                     node.parent.take()
                 }
                 None => None,
             };
         }
+        if !due.is_empty() {
+            run_due(due);
+        }
     }
+}
+
+/// Runs the callbacks of nodes dropped before they ended (invariant 11).
+#[cold]
+fn run_due(due: Vec<Arc<Callback>>) {
+    let mut panics = Panics::default();
+    for callback in due {
+        panics.fire(&callback);
+    }
+    panics.resume();
 }
 
 /// Links `child` into its parent's wait list, and onward while each parent
