@@ -775,7 +775,7 @@ impl Node {
     }
 
     /// The number of entries waiting on this node (for tests of cleanup).
-    #[cfg(all(test, not(tokio_ctx_loom)))]
+    #[cfg(test)]
     pub(crate) fn waiting(&self) -> usize {
         self.shared
             .get()
