@@ -284,3 +284,117 @@ async fn a_panicking_callback_at_a_deadline_keeps_the_others_and_later_deadlines
         .await
         .expect("the later deadline still fires");
 }
+
+#[test]
+fn a_callback_registered_after_the_end_panics_on_the_caller_and_is_spent() {
+    let (ctx, cancel) = Context::background().child();
+    cancel.cancel();
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        let _registration = ctx.on_done(|| panic!("late callback"));
+    }))
+    .unwrap_err();
+    assert_eq!(message(&*panic), "late callback");
+    let (count, f) = counter();
+    let registration = ctx.on_done(f);
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the context still works");
+    assert!(!registration.stop());
+}
+
+#[test]
+fn a_waiter_whose_waker_panics_when_dropped_leaves_the_context_working() {
+    let (ctx, cancel) = Context::background().child();
+    let bomb = Arc::new(DropBomb(Mutex::new(false)));
+    let count = Arc::new(Count::default());
+    let good = Waker::from(Arc::clone(&count));
+    let mut other = pin!(ctx.done());
+    assert!(other
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(&good))
+        .is_pending());
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        let mut done = Box::pin(ctx.done());
+        let waker = Waker::from(Arc::clone(&bomb));
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        *bomb.0.lock().unwrap() = true;
+        drop(bomb);
+        // The future's copy and the context's: the last one panics.
+        drop(done);
+    }))
+    .unwrap_err();
+    assert_eq!(message(&*panic), "waker drop");
+    cancel.cancel();
+    assert_eq!(count.0.load(Ordering::SeqCst), 1, "the other waiter is woken");
+}
+
+#[test]
+fn a_cause_that_panics_when_dropped_leaves_the_first_cause_in_place() {
+    #[derive(Debug)]
+    struct Bad;
+    impl std::fmt::Display for Bad {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bad")
+        }
+    }
+    impl std::error::Error for Bad {}
+    impl Drop for Bad {
+        fn drop(&mut self) {
+            panic!("cause drop");
+        }
+    }
+    let (ctx, cancel) = Context::background().child();
+    cancel.cancel_with("first");
+    let panic = catch_unwind(AssertUnwindSafe(|| cancel.cancel_with(Bad))).unwrap_err();
+    assert_eq!(message(&*panic), "cause drop");
+    assert_eq!(ctx.err().unwrap().to_string(), "canceled: first");
+}
+
+#[cfg(feature = "tracing")]
+mod subscriber {
+    use super::*;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// A subscriber that panics on every event.
+    struct Panicking;
+
+    impl Subscriber for Panicking {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {
+            panic!("subscriber");
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn a_panicking_subscriber_does_not_keep_a_cancellation_from_waking_anyone() {
+        let (ctx, cancel) = Context::background().child();
+        let (count, f) = counter();
+        let _registration = ctx.on_done(f);
+        let woken = Arc::new(Count::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut done = pin!(ctx.done());
+        assert!(done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        let panic = tracing::subscriber::with_default(Panicking, || {
+            catch_unwind(AssertUnwindSafe(|| cancel.cancel())).unwrap_err()
+        });
+        assert_eq!(message(&*panic), "subscriber");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(ctx.is_done());
+    }
+}

@@ -601,8 +601,12 @@ impl Node {
         }
         // Invariant 8: the epoch up, this cancellation out of flight.
         epoch().fetch_add(EPOCH_UNIT - 1, Ordering::Release);
+        // A subscriber is user code too: its panic must not keep the walk
+        // from waking anyone.
+        #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
+        let mut panics = Panics::default();
         #[cfg(feature = "tracing")]
-        {
+        panics.run(|| {
             let cause = shared.record.get().and_then(|record| record.cause.as_ref());
             tracing::debug!(
                 target: "tokio_ctx",
@@ -612,8 +616,8 @@ impl Node {
                 cause = cause.map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
-        }
-        close_subtree(Arc::clone(self));
+        });
+        close_subtree(Arc::clone(self), panics);
         true
     }
 
@@ -879,7 +883,7 @@ fn link_upward(mut child: Arc<Node>) {
             let mut list = lock(&parent.shared.get_or_default().list);
             if parent.is_closed() {
                 drop(list);
-                close_subtree(child);
+                close_subtree(child, Panics::default());
                 return;
             }
             let key = list.entries.insert(Entry::Child(Arc::downgrade(&child)));
@@ -906,14 +910,14 @@ fn link_upward(mut child: Arc<Node>) {
 /// Waking node by node rather than after the whole walk lets the woken tasks
 /// start running on other threads while the walk goes on. Wakes and
 /// callbacks are user code: a panic in one keeps none of the others from
-/// running and leaves no node of the walk open; the first is resumed at the
-/// end (see `callback.rs`).
-fn close_subtree(start: Arc<Node>) {
+/// running and leaves no node of the walk open; the first (of those and of
+/// what the caller ran before, in `panics`) is resumed at the end (see
+/// `callback.rs`).
+fn close_subtree(start: Arc<Node>, mut panics: Panics) {
     // Neither vector allocates unless a node had linked children or
     // callbacks.
     let mut stack = Vec::new();
     let mut callbacks = Vec::new();
-    let mut panics = Panics::default();
     let mut next = Some(start);
     while let Some(node) = next.take().or_else(|| stack.pop()) {
         let entries = {
