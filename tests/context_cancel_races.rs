@@ -62,7 +62,7 @@ fn race<S: Send + Sync + 'static>(rounds: usize, setup: impl Fn() -> S, steps: V
 /// thread then often finds the context's lock contended, and releasing it
 /// takes a system call, which widens any window in the cancellation.
 fn contend(ctx: &Context) {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
     while !ctx.is_done() {
         let mut done = std::pin::pin!(ctx.done());
         let _ = done.as_mut().poll(&mut cx);

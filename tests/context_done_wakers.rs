@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Wake, Waker};
 use std::thread;
 use std::time::Duration;
@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio_ctx::Context;
 
 /// A waker that owns a context: dropping its last clone drops the context.
-struct Owning(Mutex<Option<Context>>);
+struct Owning {
+    _context: Context,
+}
 
 impl Wake for Owning {
     fn wake(self: Arc<Self>) {}
@@ -44,7 +46,7 @@ fn a_replaced_waker_that_owns_the_last_clone_of_a_linked_child_does_not_deadlock
         let (child, _) = parent.child();
         // Something waits on the child, so it is linked into the parent's list.
         drop(child.on_done(|| {}));
-        let owning = Arc::new(Owning(Mutex::new(Some(child))));
+        let owning = Arc::new(Owning { _context: child });
         let mut done = pin!(parent.done());
         {
             let waker = Waker::from(Arc::clone(&owning));
@@ -59,12 +61,12 @@ fn a_replaced_waker_that_owns_the_last_clone_of_a_linked_child_does_not_deadlock
         // Polled by another task: the old waker is replaced and dropped.
         assert!(done
             .as_mut()
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
+            .poll(&mut TaskContext::from_waker(futures::task::noop_waker_ref()))
             .is_pending());
         cancel.cancel();
         assert!(done
             .as_mut()
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
+            .poll(&mut TaskContext::from_waker(futures::task::noop_waker_ref()))
             .is_ready());
     });
 }
@@ -75,7 +77,7 @@ fn a_deregistered_waker_that_owns_the_last_clone_of_a_linked_child_does_not_dead
         let (parent, cancel) = Context::background().child();
         let (child, _) = parent.child();
         drop(child.on_done(|| {}));
-        let owning = Arc::new(Owning(Mutex::new(Some(child))));
+        let owning = Arc::new(Owning { _context: child });
         {
             let mut done = pin!(parent.done());
             let waker = Waker::from(owning);
@@ -95,7 +97,7 @@ fn a_woken_waker_that_owns_the_last_clone_of_a_linked_child_does_not_deadlock() 
         let (parent, cancel) = Context::background().child();
         let (child, _) = parent.child();
         drop(child.on_done(|| {}));
-        let owning = Arc::new(Owning(Mutex::new(Some(child))));
+        let owning = Arc::new(Owning { _context: child });
         let mut done = pin!(parent.done());
         {
             let waker = Waker::from(owning);
@@ -109,7 +111,7 @@ fn a_woken_waker_that_owns_the_last_clone_of_a_linked_child_does_not_deadlock() 
         cancel.cancel();
         assert!(done
             .as_mut()
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
+            .poll(&mut TaskContext::from_waker(futures::task::noop_waker_ref()))
             .is_ready());
     });
 }

@@ -54,7 +54,9 @@ fn a_deadline_fires_the_callback_outside_any_runtime() {
     let (fired, f) = signal();
     let _registration = ctx.on_done(f);
     let token = ctx.cancellation_token();
-    fired.recv_timeout(BOUND).expect("the deadline fired the callback");
+    fired
+        .recv_timeout(BOUND)
+        .expect("the deadline fired the callback");
     for _ in 0..1_000 {
         if token.is_cancelled() {
             break;
@@ -74,7 +76,9 @@ fn a_deadline_fires_the_callback_after_the_registering_runtime_was_dropped() {
         (ctx, cancel, registration)
     });
     drop(rt);
-    fired.recv_timeout(BOUND).expect("the deadline fired the callback");
+    fired
+        .recv_timeout(BOUND)
+        .expect("the deadline fired the callback");
     assert!(ctx.is_done());
 }
 
@@ -103,11 +107,19 @@ fn a_context_dropped_before_it_ended_runs_its_callbacks_and_releases_its_tokens(
     let (kept, g) = counter();
     let registration = ctx.on_done(g);
     drop(child);
-    assert_eq!(count.load(Ordering::SeqCst), 1, "the child is gone: nothing can wait for it");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the child is gone: nothing can wait for it"
+    );
     assert!(token.is_cancelled());
     drop(cancel);
     drop(ctx);
-    assert_eq!(kept.load(Ordering::SeqCst), 0, "the registration keeps its context");
+    assert_eq!(
+        kept.load(Ordering::SeqCst),
+        0,
+        "the registration keeps its context"
+    );
     drop(registration);
     assert_eq!(kept.load(Ordering::SeqCst), 1);
 }
@@ -124,7 +136,9 @@ fn a_stopped_callback_does_not_run_when_its_context_is_dropped() {
 }
 
 fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
 }
 
 async fn settle() {
@@ -156,7 +170,11 @@ async fn no_task_outlives_the_contexts_that_registered_callbacks() {
     cancel.cancel();
     settle().await;
     assert!(kept.iter().all(|(_, token)| token.is_cancelled()));
-    assert_eq!(alive_tasks(), baseline, "every watcher ended with its context");
+    assert_eq!(
+        alive_tasks(),
+        baseline,
+        "every watcher ended with its context"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -182,7 +200,10 @@ async fn a_token_seeded_child_still_ends_with_its_token_and_its_handle() {
     assert!(!child.is_done());
     token.cancel();
     let err = tokio::time::timeout(BOUND, waiter).await.unwrap().unwrap();
-    assert_eq!(err.to_string(), "canceled: its cancellation token was canceled");
+    assert_eq!(
+        err.to_string(),
+        "canceled: its cancellation token was canceled"
+    );
 }
 
 #[test]
@@ -194,5 +215,7 @@ fn a_runtime_without_a_timer_leaves_its_deadlines_to_the_real_clock() {
         let registration = ctx.on_done(f);
         (ctx, cancel, registration)
     });
-    fired.recv_timeout(BOUND).expect("the deadline fired the callback");
+    fired
+        .recv_timeout(BOUND)
+        .expect("the deadline fired the callback");
 }

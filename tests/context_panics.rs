@@ -45,7 +45,11 @@ fn a_panicking_callback_loses_no_other_callback_and_no_token() {
     let third = ctx.on_done(g);
 
     let panic = catch_unwind(AssertUnwindSafe(|| cancel.cancel())).unwrap_err();
-    assert_eq!(message(&*panic), "first callback", "the panic reaches the canceller");
+    assert_eq!(
+        message(&*panic),
+        "first callback",
+        "the panic reaches the canceller"
+    );
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert_eq!(late.load(Ordering::SeqCst), 1);
     assert!(token.is_cancelled());
@@ -103,7 +107,7 @@ fn a_cancel_from_a_destructor_during_unwinding_runs_every_callback_and_does_not_
 fn a_step_dropped_during_unwinding_with_a_panicking_callback_does_not_abort() {
     let (count, f) = counter();
     let panic = catch_unwind(AssertUnwindSafe(|| {
-        let mut cx = TaskContext::from_waker(Waker::noop());
+        let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
         let (ctx, _cancel) = Context::background().child();
         let mut step = pin!(ctx.with_timeout(Duration::MAX, |child| {
             // Registered on the step's child: the step cancels it on drop.
@@ -159,7 +163,11 @@ fn a_panicking_waker_does_not_keep_the_others_from_waking() {
 
     let panic = catch_unwind(AssertUnwindSafe(|| cancel.cancel())).unwrap_err();
     assert_eq!(message(&*panic), "waker");
-    assert_eq!(count.0.load(Ordering::SeqCst), 1, "the other waker was woken");
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "the other waker was woken"
+    );
     assert_eq!(ran.load(Ordering::SeqCst), 1, "the callback ran");
     assert!(child.is_done());
 }
@@ -266,7 +274,11 @@ fn a_runtime_shutting_down_with_panicking_callbacks_under_its_tasks_runs_them_al
         wait.recv().unwrap();
     }
     rt.shutdown_timeout(Duration::from_secs(10));
-    assert_eq!(count.load(Ordering::SeqCst), 20, "every step's callback ran");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        20,
+        "every step's callback ran"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -327,7 +339,11 @@ fn a_waiter_whose_waker_panics_when_dropped_leaves_the_context_working() {
     .unwrap_err();
     assert_eq!(message(&*panic), "waker drop");
     cancel.cancel();
-    assert_eq!(count.0.load(Ordering::SeqCst), 1, "the other waiter is woken");
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "the other waiter is woken"
+    );
 }
 
 #[test]

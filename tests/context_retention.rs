@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::task::{Context as TaskContext, Waker};
+use std::task::Context as TaskContext;
 use std::time::Duration;
 
 use tokio_ctx::Context;
@@ -70,7 +70,7 @@ fn retention() {
 /// once with a no-op waker.
 fn waiter(ctx: &Context) -> Pin<Box<impl Future<Output = tokio_ctx::Error>>> {
     let mut done = Box::pin(ctx.done_owned());
-    let mut cx = TaskContext::from_waker(Waker::noop());
+    let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
     assert!(done.as_mut().poll(&mut cx).is_pending());
     done
 }

@@ -205,7 +205,8 @@ fn on_driver(handle: &Handle, at: Instant, callback: &Arc<Callback>) -> Option<A
     };
     let alarms = Arc::new(Alarms::new(false));
     let key = alarms.insert(at, Arc::clone(callback));
-    let _ = DRIVER.try_with(|slot| *slot.borrow_mut() = Some(Slot::Driver(id, Arc::clone(&alarms))));
+    let _ =
+        DRIVER.try_with(|slot| *slot.borrow_mut() = Some(Slot::Driver(id, Arc::clone(&alarms))));
     // A runtime that is shutting down drops the driver inside `spawn`; its
     // drop hands the alarm to the fallback.
     drop(handle.spawn(Driver { alarms, sleep }));

@@ -24,7 +24,9 @@ fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
 }
 
 fn cause(text: &'static str) -> Cause {
-    Cause::User(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(text)))
+    Cause::User(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+        text,
+    )))
 }
 
 struct Flag(AtomicUsize);
@@ -157,7 +159,10 @@ fn loom_whoever_saw_a_node_canceled_sees_its_descendants_canceled() {
             let (mid, leaf) = (Arc::clone(&mid), Arc::clone(&leaf));
             thread::spawn(move || {
                 if mid.is_canceled() {
-                    assert!(leaf.is_canceled(), "the parent read canceled, the child live");
+                    assert!(
+                        leaf.is_canceled(),
+                        "the parent read canceled, the child live"
+                    );
                     // A cancel made after seeing the parent's changes nothing.
                     assert!(!leaf.cancel(Some(cause("second"))));
                 }
@@ -222,10 +227,17 @@ fn loom_a_replaced_waker_that_drops_a_linked_child_races_a_cancel() {
         drop(old);
         let replaced = parent.update_waker(key, &Waker::from(Arc::clone(&new)));
         canceler.join().unwrap();
-        assert_eq!(fired.load(Ordering::SeqCst), 1, "the child's callback ran once");
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            1,
+            "the child's callback ran once"
+        );
         let new_woken = new.0.load(Ordering::SeqCst);
         if replaced {
-            assert_eq!(new_woken, 1, "the replacement was registered when the list closed");
+            assert_eq!(
+                new_woken, 1,
+                "the replacement was registered when the list closed"
+            );
         } else {
             assert_eq!(
                 old_woken.load(Ordering::SeqCst),
@@ -255,7 +267,11 @@ fn loom_a_child_dropped_while_its_parent_is_canceled_runs_its_callback_once() {
         drop(child);
         canceler.join().unwrap();
         assert_eq!(fired.load(Ordering::SeqCst), 1);
-        assert_eq!(parent.waiting(), 0, "the dropped child left no entry behind");
+        assert_eq!(
+            parent.waiting(),
+            0,
+            "the dropped child left no entry behind"
+        );
     });
 }
 
@@ -266,7 +282,9 @@ fn loom_stop_racing_a_cancel_either_prevents_the_call_or_reports_it_ran() {
     loom::model(|| {
         let root = node(None);
         let (fired, callback) = counting_callback();
-        let key = root.register(Entry::Callback(Arc::clone(&callback))).unwrap();
+        let key = root
+            .register(Entry::Callback(Arc::clone(&callback)))
+            .unwrap();
 
         let canceler = {
             let root = Arc::clone(&root);

@@ -472,9 +472,8 @@ impl Node {
         if state & ENDED != 0 {
             return BORN_CANCELED;
         }
-        let live = state & HAS_PARENT == 0
-            || state & !LOW == word
-            || !self.walk_and_remember(state, word);
+        let live =
+            state & HAS_PARENT == 0 || state & !LOW == word || !self.walk_and_remember(state, word);
         match (live, word & LOW == 0) {
             (false, _) => BORN_CANCELED,
             (true, true) => word,

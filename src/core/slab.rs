@@ -199,7 +199,11 @@ mod tests {
         }
         assert!(slab.capacity() < 100, "capacity {}", slab.capacity());
         for (i, &key) in keys[..10].iter().enumerate() {
-            assert_eq!(slab.get_mut(key).copied(), Some(i), "kept values keep their keys");
+            assert_eq!(
+                slab.get_mut(key).copied(),
+                Some(i),
+                "kept values keep their keys"
+            );
         }
         // New values fill the front first.
         let reused = slab.insert(7);
