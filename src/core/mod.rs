@@ -18,14 +18,16 @@
 //!
 //! Deadlines are lazy: a node only stores its effective deadline. A waiter that
 //! needs to be woken at the deadline arms its own timer (see
-//! `crate::future::wait`), so no timer exists unless something awaits.
+//! `crate::future::wait`), and an `on_done` callback sets an alarm (see
+//! `alarm.rs`), so no timer exists unless something awaits.
 //!
 //! # Invariants
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
 //!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only
-//!    when the requested deadline is strictly earlier than the parent's, so the
-//!    node named by an expiry is the one whose own limit actually bound it.
+//!    when the requested deadline is strictly earlier than the parent's (and
+//!    the parent's had not passed yet, invariant 10), so the node named by an
+//!    expiry is the one whose own limit actually bound it.
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
 //!    node's lock by a `cancel` that found the node not done, and never removed.
 //!    The `CANCELED` bit is set after the record is written, so a reader that
