@@ -16,7 +16,8 @@ use crate::core::{Cause, Node};
 ///
 /// Dropping a handle does **not** cancel (use [`drop_guard`](Self::drop_guard)
 /// for that), and leaks nothing: a context that is never canceled is simply
-/// freed when its last clone is dropped.
+/// freed when its last clone (and its last handle) is dropped, and its
+/// pending [`on_done`](crate::Context::on_done) callbacks run then.
 ///
 /// # Examples
 ///
