@@ -146,6 +146,7 @@ const EPOCH_UNIT: u64 = 1 << 16;
 /// The epoch word. It starts at epoch 1, so that a remembered word of 0
 /// means "never checked".
 #[cfg(not(tokio_ctx_loom))]
+#[inline]
 fn epoch() -> &'static AtomicU64 {
     static EPOCH: AtomicU64 = AtomicU64::new(EPOCH_UNIT);
     &EPOCH
