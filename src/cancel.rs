@@ -16,11 +16,13 @@ use crate::core::{Cause, Node};
 ///
 /// Dropping a handle does **not** cancel (use [`drop_guard`](Self::drop_guard)
 /// for that, Go's `defer cancel()`), and leaks nothing: a context that is
-/// never canceled is simply freed when its last clone is dropped. The type is
-/// `#[must_use]`, so a derivation whose handle is thrown away unbound warns,
-/// as Go's `vet` does for a lost cancel; bind it to `_` when the context is
-/// meant to end only with its parent or its deadline. The crate root has a
-/// table of which handles cancel when dropped.
+/// never canceled is simply freed when its last clone (and its last handle)
+/// is dropped, and its pending [`on_done`](crate::Context::on_done)
+/// callbacks run then. The type is `#[must_use]`, so a derivation whose
+/// handle is thrown away unbound warns, as Go's `vet` does for a lost
+/// cancel; bind it to `_` when the context is meant to end only with its
+/// parent or its deadline. The crate root has a table of which handles
+/// cancel when dropped.
 ///
 /// ```compile_fail
 /// #![deny(unused_must_use)]

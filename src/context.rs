@@ -253,16 +253,17 @@ impl Context {
         limit: Limit,
         location: &'static Location<'static>,
     ) -> Arc<Node> {
-        let (requested, budget) = match limit {
-            Limit::None => (Deadline::NONE, None),
-            Limit::Timeout(timeout) => (Deadline::from_now(timeout), Some(timeout)),
-            Limit::Deadline(at) => (
-                Deadline::new(Some(at)),
-                Some(at.saturating_duration_since(Instant::now())),
-            ),
+        let (requested, now, budget) = match limit {
+            Limit::None => (Deadline::NONE, None, None),
+            Limit::Timeout(timeout) => (Deadline::from_now(timeout), None, Some(timeout)),
+            Limit::Deadline(at) => {
+                let now = Instant::now();
+                let budget = at.saturating_duration_since(now);
+                (Deadline::new(Some(at)), Some(now), Some(budget))
+            }
         };
         let meta = Meta::new(location, budget);
-        Arc::new(Node::new(self.node.as_ref(), requested, name, meta))
+        Arc::new(Node::new(self.node.as_ref(), requested, now, name, meta))
     }
 
     /// A context that also carries `value`; looked up by its type with

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -19,9 +20,15 @@ impl Context {
     /// cancellation or by its deadline: hand it to code that takes a token.
     ///
     /// Each call registers one [`on_done`](Context::on_done) callback on the
-    /// context (and, for a context with a deadline, inside a runtime, one
-    /// small task that waits for it): call it once per context and clone the
-    /// token. A context that never ends gives a token that is never canceled.
+    /// context: call it once per context and clone the token. Nothing else
+    /// is started: a deadline is watched by the runtime's alarm driver (or,
+    /// outside a runtime, a process-wide thread), which forgets the token as
+    /// soon as it is canceled. A context that never ends gives a token that
+    /// is never canceled.
+    ///
+    /// If the context is dropped before it ended (every clone and handle
+    /// gone), the token is canceled then: nothing can end the context any
+    /// more, and the code holding the token must not wait forever.
     ///
     /// The bridge is one-way, as contexts are in Go: canceling the token
     /// does not cancel the context, so a library cannot end its caller's
@@ -39,12 +46,19 @@ impl Context {
     /// assert!(!token.is_cancelled());
     /// cancel.cancel();
     /// assert!(token.is_cancelled());
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// let token = ctx.cancellation_token();
+    /// drop(ctx);
+    /// assert!(!token.is_cancelled(), "its handle could still cancel it");
+    /// drop(cancel);
+    /// assert!(token.is_cancelled(), "released once nothing can");
     /// ```
     pub fn cancellation_token(&self) -> CancellationToken {
         let token = CancellationToken::new();
         let to_cancel = token.clone();
-        // Dropping the registration keeps it: the token must follow the
-        // context for as long as the context lives.
+        // Dropping the registration keeps it: the token follows the context
+        // for as long as the context lives, and is released when it goes.
         drop(self.on_done(move || to_cancel.cancel()));
         token
     }
@@ -60,10 +74,10 @@ impl Context {
     /// child can only say that its token was canceled.
     ///
     /// A token that is already canceled gives a child born canceled.
-    /// Otherwise a small task watches the token until either ends, so this
-    /// needs a Tokio runtime, and the watcher keeps the child alive until
-    /// then: end the child when done with it (for instance by turning its
-    /// handle into a [`drop_guard`](CancelHandle::drop_guard)).
+    /// Otherwise a small task waits for the token, so this needs a Tokio
+    /// runtime. The task holds neither the child nor its values: it ends as
+    /// soon as the child ends or is dropped, or the token is canceled. (Once
+    /// that runtime is gone, nothing waits for the token any more.)
     ///
     /// # Panics
     ///
@@ -101,14 +115,23 @@ impl Context {
             handle.cancel_for(Cause::Reason(&TOKEN_CANCELED));
             return (child, handle);
         }
-        let watched = child.clone();
-        let canceler = handle.clone();
-        // The watcher ends with whichever ends first, so it never outlives
-        // the child's budget.
+        let Some(node) = child.node() else {
+            return (child, handle);
+        };
+        // The task can cancel the child: never treat it as handle-less
+        // (invariant 9 of the core).
+        node.handle_cloned();
+        let watched = Arc::downgrade(node);
+        // Canceled when the child ends, or is dropped before it ended.
+        let ended = child.cancellation_token();
         tokio::spawn(async move {
             tokio::select! {
-                () = token.cancelled() => canceler.cancel_for(Cause::Reason(&TOKEN_CANCELED)),
-                _ = watched.done() => {}
+                () = token.cancelled() => {
+                    if let Some(node) = watched.upgrade() {
+                        node.cancel(Some(Cause::Reason(&TOKEN_CANCELED)));
+                    }
+                }
+                () = ended.cancelled() => {}
             }
         });
         (child, handle)

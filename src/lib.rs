@@ -94,7 +94,7 @@
 //! | [`ScopedHandle`] | [`Scope::spawn`] | nothing: the scope owns its tasks |
 //! | [`OnDone`] | [`Context::on_done`] | nothing: the callback stays registered; [`OnDone::stop`] removes it |
 //! | a combinator's future or stream ([`future`]) | [`Context::with_timeout`], [`Context::race`], [`Context::scope`], ... | cancels the children it derived and drops their futures; a scope's tasks stop within its grace period |
-//! | [`Context`] | | nothing: a context ends only through a handle, a deadline or its parent |
+//! | [`Context`] | | nothing while another clone, its handle or an [`OnDone`] is left; when the last reference to a context that has not ended goes, its pending [`on_done`](Context::on_done) callbacks run (a token from [`cancellation_token`](Context::cancellation_token) is canceled), since nothing can wait for it any more |
 //!
 //! # Time
 //!

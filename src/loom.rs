@@ -2,7 +2,9 @@
 //! loom's, so that the concurrency core can be model-checked unchanged.
 //!
 //! Only the types whose interleavings matter are switched: the node's state
-//! word and its lock, and the lazily allocated box that holds the lock.
+//! word and its lock, the lazily allocated box that holds the lock, the
+//! callbacks' locks, and the process-wide epoch word (a loom `lazy_static`
+//! there, so that each execution of a model starts with its own).
 //! Reference counting stays on `std::sync::Arc`, which loom does not model
 //! and which the core treats as plain ownership.
 

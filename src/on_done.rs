@@ -3,10 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
-
 use crate::context::Context;
-use crate::core::{Callback, Entry, Node};
+use crate::core::{set_alarm, Callback, Entry, Node};
 
 /// **Callbacks**: run code when the context ends (Go's `AfterFunc`).
 impl Context {
@@ -14,16 +12,30 @@ impl Context {
     /// this thread, if it already has.
     ///
     /// On cancellation `f` runs on the thread that cancels, after the
-    /// context's locks are released: keep it short, or have it spawn. When a
-    /// context with a deadline is registered inside a Tokio runtime, a small
-    /// task waits for the context instead, and `f` runs on that task,
-    /// whichever way the context ends. Outside a runtime a deadline cannot be
-    /// watched, and `f` runs on cancellation only.
+    /// context's locks are released: keep it short, or have it spawn. At the
+    /// deadline it runs on a driver task of the runtime it was registered in
+    /// (one per thread and runtime, not one per registration), on that
+    /// runtime's clock, so `tokio::time::pause` and `advance` work; outside
+    /// a runtime, or once that runtime is gone, on a process-wide thread on
+    /// the real clock.
+    ///
+    /// If the context is dropped before it ended (every clone, every
+    /// [`CancelHandle`](crate::CancelHandle) and every [`OnDone`] gone),
+    /// `f` runs then, on the thread that drops it: nothing can end it or
+    /// wait for it any more, and whatever `f` releases must not be kept
+    /// forever. An `OnDone` keeps its context alive.
     ///
     /// `f` runs exactly once however many threads cancel concurrently,
     /// unless [`OnDone::stop`] comes first. Dropping the [`OnDone`] does not
     /// stop it. A context that never ends ([`background`](Context::background),
     /// [`without_cancel`](Context::without_cancel)) never calls `f`.
+    ///
+    /// # Panics
+    ///
+    /// A panic of `f` when the context has already ended goes to the caller.
+    /// Otherwise it goes to whoever ended the context, after every other
+    /// callback ran (a thread that is already unwinding reports it to
+    /// `tracing` instead); at a deadline it is reported and dropped.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,7 +60,6 @@ impl Context {
         let mut on_done = OnDone {
             callback: Arc::clone(&callback),
             registration: None,
-            watcher: None,
         };
         let Some(node) = self.node() else {
             return on_done;
@@ -57,16 +68,9 @@ impl Context {
             callback.fire();
             return on_done;
         }
-        if node.deadline().is_some() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let done = self.done_owned();
-                on_done.watcher = Some(runtime.spawn(async move {
-                    done.await;
-                    callback.fire();
-                }));
-                return on_done;
-            }
-        }
+        // On the node itself, not where its waiters wait: its drop must
+        // find the callback (invariant 11 of the core). A cancellation that
+        // races with the registration either finds the entry or refuses it.
         match node.register(Entry::Callback(Arc::clone(&callback))) {
             Ok(key) => on_done.registration = Some((Arc::clone(node), key)),
             Err(_) => {
@@ -74,16 +78,15 @@ impl Context {
                 return on_done;
             }
         }
-        // A cancellation that raced with the registration shows here; `fire`
-        // makes sure that only one of us runs `f`.
-        if self.is_done() {
-            callback.fire();
+        if let Some(deadline) = node.deadline() {
+            set_alarm(deadline, &callback);
         }
         on_done
     }
 }
 
-/// The registration made by [`Context::on_done`].
+/// The registration made by [`Context::on_done`]. It keeps its context
+/// alive.
 ///
 /// ```
 /// use tokio_ctx::Context;
@@ -98,12 +101,13 @@ impl Context {
 pub struct OnDone {
     callback: Arc<Callback>,
     registration: Option<(Arc<Node>, usize)>,
-    watcher: Option<JoinHandle<()>>,
 }
 
 impl OnDone {
     /// Prevents the call; true if this prevented it, false if `f` has
-    /// already run (or started running) or was stopped before.
+    /// already run (or started running, or panicked) or was stopped before.
+    ///
+    /// The registration and its deadline's alarm are freed at once.
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -115,21 +119,26 @@ impl OnDone {
     /// ```
     pub fn stop(&self) -> bool {
         let prevented = self.callback.stop();
-        if let Some(watcher) = &self.watcher {
-            watcher.abort();
-        }
+        self.forget();
         prevented
+    }
+
+    /// Removes the spent callback's entry: dead weight on a context that
+    /// may live for long.
+    fn forget(&self) {
+        if let Some((node, key)) = &self.registration {
+            node.deregister_callback(*key, &self.callback);
+        }
     }
 }
 
 impl Drop for OnDone {
     fn drop(&mut self) {
-        // Dropping does not stop the call; but once the call is spent its
-        // entry is dead weight on a context that may live for long.
+        // Dropping does not stop the call: an entry that may still fire
+        // stays, and if this was the context's last reference, its drop
+        // runs the callback now (invariant 11 of the core).
         if self.callback.is_spent() {
-            if let Some((node, key)) = self.registration.take() {
-                node.deregister(key);
-            }
+            self.forget();
         }
     }
 }

@@ -1,6 +1,14 @@
-//! Loom models of the races the core's invariants are there for.
+//! Loom models of the races the core's invariants are there for, with the
+//! process-wide epoch modeled like any other atomic.
 //!
-//! Run with `RUSTFLAGS="--cfg tokio_ctx_loom" cargo test --lib --release loom`.
+//! Run with `RUSTFLAGS="--cfg tokio_ctx_loom" cargo test --lib --release loom`
+//! (CI bounds the preemptions with `LOOM_MAX_PREEMPTIONS=3`).
+//!
+//! Loom's exploration backtracks from a conflicting access to the last
+//! access of the same object, so a model puts the thread whose reads must
+//! land inside another's operation in the spawned thread: the first
+//! schedule runs the main thread to its end, and backtracking from the
+//! spawned thread's reads then reaches every point inside it.
 
 use std::sync::Arc;
 use std::task::{Wake, Waker};
@@ -8,11 +16,17 @@ use std::task::{Wake, Waker};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{Callback, Entry, Meta, Node};
+use super::{Callback, Cause, Entry, Meta, Node};
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
-    Arc::new(Node::new(parent, super::Deadline::NONE, None, meta))
+    Arc::new(Node::new(parent, super::Deadline::NONE, None, None, meta))
+}
+
+fn cause(text: &'static str) -> Cause {
+    Cause::User(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+        text,
+    )))
 }
 
 struct Flag(AtomicUsize);
@@ -124,5 +138,164 @@ fn loom_a_handle_dropped_during_a_registration_loses_no_wakeup() {
         dropper.join().unwrap();
         canceler.join().unwrap();
         assert_eq!(flag.0.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_whoever_saw_a_node_canceled_sees_its_descendants_canceled() {
+    // Invariant 8: a descendant's remembered epoch never vouches for it
+    // once its ancestor's cancellation is visible, with the epoch modeled.
+    loom::model(|| {
+        let root = node(None);
+        let mid = node(Some(&root));
+        let leaf = node(Some(&mid));
+        // The leaf remembers the current epoch: its next check is a shortcut.
+        assert!(!leaf.is_canceled());
+
+        // The observer is the spawned thread: loom's first schedule runs
+        // the canceller to its end, and backtracking from the observer's
+        // reads reaches every point inside the cancellation.
+        let observer = {
+            let (mid, leaf) = (Arc::clone(&mid), Arc::clone(&leaf));
+            thread::spawn(move || {
+                if mid.is_canceled() {
+                    assert!(
+                        leaf.is_canceled(),
+                        "the parent read canceled, the child live"
+                    );
+                    // A cancel made after seeing the parent's changes nothing.
+                    assert!(!leaf.cancel(Some(cause("second"))));
+                }
+            })
+        };
+        assert!(mid.cancel(Some(cause("first"))));
+        observer.join().unwrap();
+        assert!(leaf.is_canceled());
+    });
+}
+
+/// A waker that owns a node: dropping its last clone drops the node.
+struct Owning {
+    _node: std::sync::Mutex<Option<Arc<Node>>>,
+    woken: Arc<AtomicUsize>,
+}
+
+impl Wake for Owning {
+    fn wake(self: Arc<Self>) {
+        self.woken.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting_callback() -> (Arc<AtomicUsize>, Arc<Callback>) {
+    let fired = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fired);
+    let callback = Arc::new(Callback::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    (fired, callback)
+}
+
+#[test]
+fn loom_a_replaced_waker_that_drops_a_linked_child_races_a_cancel() {
+    // Invariants 6 and 11: the replaced waker is dropped unlocked, so the
+    // child it owned unlinks itself from the list being replaced in or
+    // closed; its callback runs once, by the cancel or by its drop; the
+    // waker that is registered when the list closes is the one woken.
+    loom::model(|| {
+        let parent = node(None);
+        let child = node(Some(&parent));
+        let (fired, callback) = counting_callback();
+        // Something waits on the child: it is linked into the parent's list.
+        child.register(Entry::Callback(callback)).unwrap();
+        let old_woken = Arc::new(AtomicUsize::new(0));
+        let old = Arc::new(Owning {
+            _node: std::sync::Mutex::new(Some(child)),
+            woken: Arc::clone(&old_woken),
+        });
+        let key = parent
+            .register(Entry::Waker(Waker::from(Arc::clone(&old))))
+            .unwrap();
+        let new = Arc::new(Flag(AtomicUsize::new(0)));
+
+        let canceler = {
+            let parent = Arc::clone(&parent);
+            thread::spawn(move || {
+                parent.cancel(None);
+            })
+        };
+        // The parent's list holds the only clone of the old waker now.
+        drop(old);
+        let replaced = parent.update_waker(key, &Waker::from(Arc::clone(&new)));
+        canceler.join().unwrap();
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            1,
+            "the child's callback ran once"
+        );
+        let new_woken = new.0.load(Ordering::SeqCst);
+        if replaced {
+            assert_eq!(
+                new_woken, 1,
+                "the replacement was registered when the list closed"
+            );
+        } else {
+            assert_eq!(
+                old_woken.load(Ordering::SeqCst),
+                1,
+                "the list closed before the replacement"
+            );
+        }
+    });
+}
+
+#[test]
+fn loom_a_child_dropped_while_its_parent_is_canceled_runs_its_callback_once() {
+    // Invariants 5 and 11: either the cancel's walk takes the child's
+    // callback, or the child's drop does.
+    loom::model(|| {
+        let parent = node(None);
+        let child = node(Some(&parent));
+        let (fired, callback) = counting_callback();
+        child.register(Entry::Callback(callback)).unwrap();
+
+        let canceler = {
+            let parent = Arc::clone(&parent);
+            thread::spawn(move || {
+                parent.cancel(None);
+            })
+        };
+        drop(child);
+        canceler.join().unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            parent.waiting(),
+            0,
+            "the dropped child left no entry behind"
+        );
+    });
+}
+
+#[test]
+fn loom_stop_racing_a_cancel_either_prevents_the_call_or_reports_it_ran() {
+    // The callback's own lock: exactly one of the two takes the function,
+    // and a stopped callback leaves no entry behind.
+    loom::model(|| {
+        let root = node(None);
+        let (fired, callback) = counting_callback();
+        let key = root
+            .register(Entry::Callback(Arc::clone(&callback)))
+            .unwrap();
+
+        let canceler = {
+            let root = Arc::clone(&root);
+            thread::spawn(move || {
+                root.cancel(None);
+            })
+        };
+        let prevented = callback.stop();
+        root.deregister_callback(key, &callback);
+        canceler.join().unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), usize::from(!prevented));
+        assert_eq!(root.waiting(), 0);
     });
 }

@@ -18,14 +18,16 @@
 //!
 //! Deadlines are lazy: a node only stores its effective deadline. A waiter that
 //! needs to be woken at the deadline arms its own timer (see
-//! `crate::future::wait`), so no timer exists unless something awaits.
+//! `crate::future::wait`), and an `on_done` callback sets an alarm (see
+//! `alarm.rs`), so no timer exists unless something awaits.
 //!
 //! # Invariants
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
 //!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only
-//!    when the requested deadline is strictly earlier than the parent's, so the
-//!    node named by an expiry is the one whose own limit actually bound it.
+//!    when the requested deadline is strictly earlier than the parent's (and
+//!    the parent's had not passed yet, invariant 10), so the node named by an
+//!    expiry is the one whose own limit actually bound it.
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
 //!    node's lock by a `cancel` that found the node not done, and never removed.
 //!    The `CANCELED` bit is set after the record is written, so a reader that
@@ -45,14 +47,27 @@
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
 //!    walk takes it, or the linking thread does.
 //! 6. At most one lock is held at any time, so there is no lock order to
-//!    respect. Wakers and callbacks run after every lock has been released.
+//!    respect. Wakers and callbacks run after every lock has been released,
+//!    and nothing of the user's is cloned or dropped under one: a waker, a
+//!    cause or a callback may own the last clone of a context, whose node
+//!    then unlinks itself and runs its own callbacks. Replaced wakers,
+//!    removed entries and refused causes leave the critical section first.
 //! 7. Every walk over the tree (checks, closing, dropping) is a loop, never a
 //!    recursion, so a chain of any depth fits in a small stack.
-//! 8. The process-wide cancellation epoch is bumped after every cancellation
-//!    record is written. A node's state word holds an epoch at which a walk
-//!    found none of its ancestors canceled (or one its parent vouched for at
-//!    derivation), so while the epoch has not moved, that walk need not be
-//!    repeated: a live check is O(1) at any depth.
+//! 8. The process-wide epoch word counts cancellations in flight in its low
+//!    bits and epochs above them. A cancel adds one in flight before its
+//!    record can be seen and, once it can, moves the epoch up and takes the
+//!    one back: the word never repeats, and its low bits are clear only while
+//!    no cancellation is in flight. A node remembers only a word with clear
+//!    low bits, at which a walk found no ancestor canceled (or which its
+//!    parent vouched for at derivation), and a live check compares that with
+//!    the whole word. A thread that has seen a `CANCELED` bit (with acquire)
+//!    reads a word from after that cancel's first addition: one with the
+//!    cancel in flight, which matches nothing remembered, or one from after
+//!    its second, which no walk that missed the record remembered. So a live
+//!    check is O(1) at any depth while nothing is canceled, and never calls
+//!    a node live below one its thread has seen canceled, nor lets a cancel
+//!    made after that write a record of its own.
 //! 9. Only a cancel handle cancels a node directly, except the child of a
 //!    step, which has no handle and is canceled by the step. `HANDLE_GONE`
 //!    is set when a node's only handle is dropped (a cloned handle sets
@@ -60,7 +75,25 @@
 //!    end through an ancestor or its deadline, so a waiter on it registers
 //!    on the nearest ancestor that can still be canceled, and the node needs
 //!    no wait list of its own.
+//! 10. A node derived when an ancestor was already canceled (as its
+//!     deriving thread sees it, invariant 8) is `BORN_CANCELED`, fixed at
+//!     derivation, and ends as its parent did; one derived with an absolute
+//!     deadline under a parent whose deadline had passed does not own its
+//!     deadline. Either way a child born under an ended parent reports the
+//!     parent's error, never its own limit, which had no chance to fire
+//!     first.
+//! 11. When the last reference to a node that has not ended goes, the
+//!     callbacks still registered on it are due: nothing can end it or wait
+//!     for it any more, and what was tied to it (a token handed to a
+//!     library) must be released, not left waiting forever. The node's drop
+//!     takes them out (and those of the ancestors it releases) and runs them
+//!     after every lock is released. No `Arc<Node>` is dropped under a lock
+//!     (invariant 6), so they never run under one. A callback's alarm holds
+//!     only the deadline and the callback, and is taken out when the
+//!     callback is spent.
 
+mod alarm;
+mod callback;
 mod deadline;
 mod slab;
 
@@ -75,18 +108,59 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Reason};
 use crate::loom::{lock, AtomicU64, Lazy, Mutex, Ordering};
+pub(crate) use alarm::set as set_alarm;
+pub(crate) use callback::Callback;
+use callback::Panics;
 use deadline::Budget;
 pub(crate) use deadline::Deadline;
 pub(crate) use slab::Slab;
 
-/// Bumped after every cancellation record is written (invariant 8). It
-/// starts at 1 so that a checked epoch of 0 means "never checked".
-#[cfg(not(tokio_ctx_loom))]
-static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+// The process-wide epoch word (invariant 8). Its low `LOW` bits count the
+// cancellations in flight: a cancel adds one before it makes its record
+// visible, and when it is visible adds `EPOCH_UNIT - 1`, which moves the
+// epoch above them up by one and takes its one back. So the word changes at
+// both ends of every cancellation, never repeats a value (until it wraps,
+// see below), and has its low bits clear only while no cancellation is
+// between its two additions.
+//
+// A node's state word has the same layout: flags in the low bits, and above
+// them a word with clear low bits at which a walk found no ancestor
+// canceled. A live check compares `state & !LOW` with the whole epoch word:
+// one load, one mask, one comparison; a cancellation in flight makes every
+// remembered answer miss.
+//
+// Budget: 16 low bits, so 65,535 cancellations may be in flight at once. A
+// thread is in at most one (between the two additions it holds the node's
+// lock and runs no user code), so that is a limit on threads, not on load.
+// The 48 bits above wrap after 2.8 * 10^14 cancellations: nine years at a
+// million a second. A wrap could only matter to a node whose remembered
+// word was not refreshed for a whole wrap and is checked while the epoch
+// word holds that very value again.
 
-// A node's state word: nine flag bits below, and above them the epoch at
-// which the node was last found to have no canceled ancestor (invariant 8).
-// One word keeps the node small and lets a live check get both from one load.
+/// The low bits: flags in a node's state word, cancellations in flight in
+/// the epoch word.
+const LOW: u64 = (1 << 16) - 1;
+/// One epoch in the epoch word.
+const EPOCH_UNIT: u64 = 1 << 16;
+
+/// The epoch word. It starts at epoch 1, so that a remembered word of 0
+/// means "never checked".
+#[cfg(not(tokio_ctx_loom))]
+#[inline]
+fn epoch() -> &'static AtomicU64 {
+    static EPOCH: AtomicU64 = AtomicU64::new(EPOCH_UNIT);
+    &EPOCH
+}
+
+/// Under loom, a new epoch word for every execution of a model, so that it
+/// is modeled like any other atomic.
+#[cfg(tokio_ctx_loom)]
+fn epoch() -> &'static AtomicU64 {
+    loom::lazy_static! {
+        static ref EPOCH: AtomicU64 = AtomicU64::new(EPOCH_UNIT);
+    }
+    &EPOCH
+}
 
 /// The node holds a cancellation record (invariant 2).
 const CANCELED: u64 = 1;
@@ -110,12 +184,11 @@ const HANDLE_SHARED: u64 = 1 << 7;
 /// The node's only cancel handle was dropped: nothing can cancel the node
 /// itself any more, only its ancestors can end it (invariant 9).
 const HANDLE_GONE: u64 = 1 << 8;
-/// The flag bits; the epoch sits above them. 55 bits of epoch wrap after
-/// 3.6 * 10^16 cancellations, centuries at any rate a process sustains.
-#[cfg(not(tokio_ctx_loom))]
-const FLAGS: u64 = 0x1ff;
-#[cfg(not(tokio_ctx_loom))]
-const EPOCH_SHIFT: u32 = 9;
+/// Fixed at derivation: an ancestor was already canceled, so the node ends
+/// as its parent did, whatever its own deadline (invariant 10).
+const BORN_CANCELED: u64 = 1 << 9;
+/// The flags that say a node is canceled, itself or through an ancestor.
+const ENDED: u64 = CANCELED | CLOSED | BORN_CANCELED;
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -195,49 +268,6 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// A function to run once, when a context ends, unless stopped first.
-pub(crate) struct Callback {
-    f: Mutex<Option<Box<dyn FnOnce() + Send + 'static>>>,
-}
-
-impl Callback {
-    pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Self {
-        Self {
-            f: Mutex::new(Some(Box::new(f))),
-        }
-    }
-
-    /// Runs the function if nobody has run or stopped it; true if this call ran it.
-    pub(crate) fn fire(&self) -> bool {
-        // The guard is a temporary of this statement: the function runs unlocked.
-        let f = lock(&self.f).take();
-        match f {
-            Some(f) => {
-                f();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Prevents the function from running; true if it had not run yet.
-    pub(crate) fn stop(&self) -> bool {
-        let f = lock(&self.f).take();
-        f.is_some()
-    }
-
-    /// True once the function has run or been stopped.
-    pub(crate) fn is_spent(&self) -> bool {
-        lock(&self.f).is_none()
-    }
-}
-
-impl std::fmt::Debug for Callback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Callback").finish_non_exhaustive()
-    }
-}
-
 /// The state that only cancelling, waiting and naming need, allocated the
 /// first time one happens: most contexts are derived, checked and dropped
 /// without ever needing it.
@@ -298,17 +328,26 @@ pub(crate) struct Node {
 
 impl Node {
     /// Derives a node below `parent` (a new root when `None`).
+    ///
+    /// `now` is the current instant when the caller read it for an
+    /// absolute deadline: the one kind of request that can be earlier than
+    /// a parent's deadline that has already passed.
     #[inline]
     pub(crate) fn new(
         parent: Option<&Arc<Node>>,
         requested: Deadline,
+        now: Option<Instant>,
         name: Option<Cow<'static, str>>,
         meta: Meta,
     ) -> Self {
         let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
-        // Invariant 1: only a strictly earlier request makes the deadline ours.
+        // Invariant 1: only a strictly earlier request makes the deadline
+        // ours, and only under a parent that had not expired (invariant 10).
         let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
-            (true, true) if requested < inherited => (requested, OWN_DEADLINE),
+            (true, true) if requested < inherited => {
+                let expired = now.is_some_and(|now| inherited.passed_at(now));
+                (requested, if expired { 0 } else { OWN_DEADLINE })
+            }
             (true, _) => (inherited, 0),
             (false, true) => (requested, OWN_DEADLINE),
             (false, false) => (Deadline::NONE, 0),
@@ -360,7 +399,7 @@ impl Node {
         // more to consult.
         let state = self.state.load(Ordering::Acquire);
         if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
-            return state & (CANCELED | CLOSED) != 0;
+            return state & ENDED != 0;
         }
         self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed())
     }
@@ -380,51 +419,45 @@ impl Node {
     /// The cancellation part of a check, from an already loaded state word.
     #[inline]
     fn canceled_given(&self, state: u64) -> bool {
-        state & (CANCELED | CLOSED) != 0
-            || (state & HAS_PARENT != 0 && self.ancestor_canceled(state))
+        state & ENDED != 0 || (state & HAS_PARENT != 0 && self.ancestor_canceled(state))
     }
 
     /// True when an ancestor is canceled; O(1) while the epoch stands still
     /// (invariant 8). `state` is a value of the state word loaded before.
-    #[cfg(not(tokio_ctx_loom))]
     #[inline]
     fn ancestor_canceled(&self, state: u64) -> bool {
-        use std::sync::atomic::Ordering as StdOrdering;
-        // Read the epoch before walking: a cancellation that the walk misses
-        // has not bumped it yet, so the stored epoch is stale by the next check.
-        let epoch = epoch_bits(EPOCH.load(StdOrdering::Acquire));
-        if state & !FLAGS == epoch {
+        // A word with cancellations in flight never equals a remembered one.
+        let word = epoch().load(Ordering::Acquire);
+        if state & !LOW == word {
             return false;
         }
-        self.walk_and_remember(state, epoch)
+        self.walk_and_remember(state, word)
     }
 
-    #[cfg(not(tokio_ctx_loom))]
-    fn walk_and_remember(&self, state: u64, epoch: u64) -> bool {
+    /// Walks the ancestors; if none is canceled and no cancellation was in
+    /// flight in `word`, remembers `word` (invariant 8).
+    #[inline(never)]
+    fn walk_and_remember(&self, state: u64, word: u64) -> bool {
         if self.walk_ancestors() {
             return true;
         }
         // Only if no flag changed meanwhile: losing this store costs one
         // more walk later, never a wrong answer.
-        let _ = self.state.compare_exchange(
-            state,
-            (state & FLAGS) | epoch,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        if word & LOW == 0 {
+            let _ = self.state.compare_exchange(
+                state,
+                (state & LOW) | word,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
         false
-    }
-
-    /// Under loom the epoch is not modeled: always walk.
-    #[cfg(tokio_ctx_loom)]
-    fn ancestor_canceled(&self, _state: u64) -> bool {
-        self.walk_ancestors()
     }
 
     fn walk_ancestors(&self) -> bool {
         let mut node = self;
         while let Some(parent) = &node.parent {
-            if parent.state.load(Ordering::Acquire) & (CANCELED | CLOSED) != 0 {
+            if parent.state.load(Ordering::Acquire) & ENDED != 0 {
                 return true;
             }
             node = parent;
@@ -432,37 +465,49 @@ impl Node {
         false
     }
 
-    /// The epoch a new child may start from, in the state word's epoch
-    /// bits: the current one if this node is known not to be canceled at
-    /// it, otherwise 0 (unchecked).
-    #[cfg(not(tokio_ctx_loom))]
+    /// What a new child's state word starts with: the current epoch word if
+    /// this node is known not to be canceled at it (invariant 8),
+    /// `BORN_CANCELED` if it is (invariant 10), otherwise 0 (unchecked).
+    #[inline]
     fn vouch(&self) -> u64 {
-        use std::sync::atomic::Ordering as StdOrdering;
-        let epoch = epoch_bits(EPOCH.load(StdOrdering::Acquire));
+        let word = epoch().load(Ordering::Acquire);
         let state = self.state.load(Ordering::Acquire);
-        let live_above = self.parent.is_none() || state & !FLAGS == epoch;
-        if live_above && state & (CANCELED | CLOSED) == 0 {
-            epoch
-        } else {
-            0
+        if state & ENDED != 0 {
+            return BORN_CANCELED;
         }
-    }
-
-    #[cfg(tokio_ctx_loom)]
-    fn vouch(&self) -> u64 {
-        0
+        let live =
+            state & HAS_PARENT == 0 || state & !LOW == word || !self.walk_and_remember(state, word);
+        match (live, word & LOW == 0) {
+            (false, _) => BORN_CANCELED,
+            (true, true) => word,
+            (true, false) => 0,
+        }
     }
 
     /// How this node ended, if it has.
     ///
     /// The nearest cancellation record wins over records further up (a node
     /// is only recorded while it is not yet done, invariant 2), and the
-    /// deadline wins over a record made at or after it.
+    /// deadline wins over a record made at or after it. A node born under a
+    /// canceled ancestor ends as its parent did (invariant 10).
     pub(crate) fn ending(&self) -> Option<Ending<'_>> {
+        let mut from = self;
+        while from.state.load(Ordering::Relaxed) & BORN_CANCELED != 0 {
+            match &from.parent {
+                Some(parent) => from = parent,
+                None => break,
+            }
+        }
+        from.ending_as_seen_by(self)
+    }
+
+    /// How this node ended, told to `asked`: itself, or a descendant born
+    /// after it had ended.
+    fn ending_as_seen_by<'a>(&'a self, asked: &'a Node) -> Option<Ending<'a>> {
         let mut node = self;
         loop {
             if node.state.load(Ordering::Acquire) & CANCELED != 0 {
-                if let Some(ending) = self.ending_by_record_of(node) {
+                if let Some(ending) = self.ending_by_record_of(node, asked) {
                     return Some(ending);
                 }
             }
@@ -478,15 +523,15 @@ impl Node {
     }
 
     /// How this node ended given the cancellation record of `by` (itself or
-    /// an ancestor), if `by` holds one.
-    fn ending_by_record_of<'a>(&'a self, by: &'a Node) -> Option<Ending<'a>> {
+    /// an ancestor), if `by` holds one; own only if `by` is `asked`.
+    fn ending_by_record_of<'a>(&'a self, by: &'a Node, asked: &Node) -> Option<Ending<'a>> {
         // No lock: the record is written once, before `CANCELED`.
         let shared = by.shared.get()?;
         let Record { cause, at, below } = shared.record.get()?;
         if self.deadline.passed_at(*at) {
             return Some(self.deadline_exceeded());
         }
-        if std::ptr::eq(self, by) {
+        if std::ptr::eq(asked, by) {
             return Some(Ending::Canceled {
                 cause: cause.clone(),
             });
@@ -526,32 +571,55 @@ impl Node {
         if self.is_canceled() || self.deadline.passed_at(now) {
             return false;
         }
-        {
-            let shared = self.shared.get_or_default();
+        let shared = self.shared.get_or_default();
+        let refused = {
             let _list = lock(&shared.list);
             if self.is_closed() || shared.record.get().is_some() {
+                // Dropped after unlocking: a cause is user code.
+                Err(cause)
+            } else {
+                // Invariant 8: in flight before the record can be seen, so
+                // that no check trusts a remembered word until the epoch
+                // has moved past this cancellation.
+                epoch().fetch_add(1, Ordering::Relaxed);
+                // Under the lock, after the checks above: the only writer.
+                let lost = shared.record.set(Record {
+                    cause,
+                    at: now,
+                    below: OnceLock::new(),
+                });
+                // Invariant 2: the bit after the record, released with it
+                // and with the addition above.
+                self.state.fetch_or(CANCELED, Ordering::Release);
+                Ok(lost.err())
+            }
+        };
+        match refused {
+            Err(cause) => {
+                drop(cause);
                 return false;
             }
-            #[cfg(feature = "tracing")]
+            Ok(lost) => debug_assert!(lost.is_none(), "a second cancellation record"),
+        }
+        // Invariant 8: the epoch up, this cancellation out of flight.
+        epoch().fetch_add(EPOCH_UNIT - 1, Ordering::Release);
+        // A subscriber is user code too: its panic must not keep the walk
+        // from waking anyone.
+        #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
+        let mut panics = Panics::default();
+        #[cfg(feature = "tracing")]
+        panics.run(|| {
+            let cause = shared.record.get().and_then(|record| record.cause.as_ref());
             tracing::debug!(
                 target: "tokio_ctx",
                 context = shared.name.as_deref(),
                 location = %crate::error::ShortLocation(self.meta.location),
                 budget = ?self.meta.budget(),
-                cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
+                cause = cause.map(|c| tracing::field::display(c.as_error())),
                 "context canceled",
             );
-            // Under the lock, after the checks above: the only writer.
-            let _ = shared.record.set(Record {
-                cause,
-                at: now,
-                below: OnceLock::new(),
-            });
-            self.state.fetch_or(CANCELED, Ordering::Release);
-        }
-        #[cfg(not(tokio_ctx_loom))]
-        EPOCH.fetch_add(1, std::sync::atomic::Ordering::Release);
-        close_subtree(Arc::clone(self));
+        });
+        close_subtree(Arc::clone(self), panics);
         true
     }
 
@@ -647,15 +715,23 @@ impl Node {
         let Some(shared) = self.shared.get() else {
             return true;
         };
-        let mut list = lock(&shared.list);
-        if self.is_closed() {
-            return false;
-        }
-        if let Some(Entry::Waker(old)) = list.entries.get_mut(key) {
-            if !old.will_wake(waker) {
-                old.clone_from(waker);
+        // Cloning and dropping a waker are user code (a waker may own the
+        // last clone of a context, whose node then unlinks itself from
+        // this very list): both happen unlocked (invariant 6).
+        let mut waker = waker.clone();
+        {
+            let mut list = lock(&shared.list);
+            if self.is_closed() {
+                return false;
+            }
+            if let Some(Entry::Waker(old)) = list.entries.get_mut(key) {
+                if !old.will_wake(&waker) {
+                    mem::swap(old, &mut waker);
+                }
             }
         }
+        // The replaced waker, or the unused clone.
+        drop(waker);
         true
     }
 
@@ -680,29 +756,73 @@ impl Node {
         drop(removed);
     }
 
+    /// Removes `callback` from under `key`, if it is still there: an
+    /// `OnDone` may try more than once, and a key is reused once removed.
+    pub(crate) fn deregister_callback(&self, key: usize, callback: &Arc<Callback>) {
+        if self.is_closed() {
+            return;
+        }
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let removed = {
+            let mut list = lock(&shared.list);
+            let ours = matches!(
+                list.entries.get_mut(key),
+                Some(Entry::Callback(entry)) if Arc::ptr_eq(entry, callback)
+            );
+            if ours && !self.is_closed() {
+                list.entries.remove(key)
+            } else {
+                None
+            }
+        };
+        drop(removed);
+    }
+
     /// The number of entries waiting on this node (for tests of cleanup).
-    #[cfg(all(test, not(tokio_ctx_loom)))]
+    #[cfg(test)]
     pub(crate) fn waiting(&self) -> usize {
         self.shared
             .get()
             .map_or(0, |shared| lock(&shared.list).entries.len())
     }
 
-    /// Removes this node's entry from its parent's wait list (invariant 4).
+    /// Takes this node out of its parent's wait list (invariant 4) and, if
+    /// it has not ended, takes the callbacks still waiting on it into `due`
+    /// (invariant 11).
     #[inline]
-    fn unlink(&mut self) {
-        // Only a node that something registered on can be linked.
+    fn release(&mut self, due: &mut Vec<Arc<Callback>>) {
+        // Only a node that something registered on can be linked or hold
+        // callbacks.
         if self.ever_awaited() {
-            self.unlink_awaited();
+            self.release_awaited(due);
         }
     }
 
-    fn unlink_awaited(&mut self) {
-        let link = self.shared.get().map_or(Link::Unlinked, |shared| {
-            mem::take(&mut lock(&shared.list).link)
-        });
+    fn release_awaited(&mut self, due: &mut Vec<Arc<Callback>>) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let (link, entries) = {
+            let mut list = lock(&shared.list);
+            // A closed list was taken whole by the cancellation.
+            let entries = if self.is_closed() {
+                Slab::default()
+            } else {
+                mem::take(&mut list.entries)
+            };
+            (mem::take(&mut list.link), entries)
+        };
         if let (Link::Linked(key), Some(parent)) = (link, &self.parent) {
             parent.deregister(key);
+        }
+        // Nothing but callbacks can be left: every waker's registration and
+        // every linked child holds the node.
+        for entry in entries.into_values() {
+            if let Entry::Callback(callback) = entry {
+                due.push(callback);
+            }
         }
     }
 }
@@ -722,20 +842,36 @@ impl WaitList {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.unlink();
+        // Invariant 11: callbacks on a node that is gone before it ended are
+        // due now; they run once the chain below is released, unlocked.
+        let mut due = Vec::new();
+        self.release(&mut due);
         // Invariant 7: release the chain of parents that only we kept alive
         // one by one instead of through nested drops.
         let mut parent = self.parent.take();
         while let Some(node) = parent {
             parent = match Arc::into_inner(node) {
                 Some(mut node) => {
-                    node.unlink();
+                    node.release(&mut due);
                     node.parent.take()
                 }
                 None => None,
             };
         }
+        if !due.is_empty() {
+            run_due(due);
+        }
     }
+}
+
+/// Runs the callbacks of nodes dropped before they ended (invariant 11).
+#[cold]
+fn run_due(due: Vec<Arc<Callback>>) {
+    let mut panics = Panics::default();
+    for callback in due {
+        panics.fire(&callback);
+    }
+    panics.resume();
 }
 
 /// Links `child` into its parent's wait list, and onward while each parent
@@ -749,7 +885,7 @@ fn link_upward(mut child: Arc<Node>) {
             let mut list = lock(&parent.shared.get_or_default().list);
             if parent.is_closed() {
                 drop(list);
-                close_subtree(child);
+                close_subtree(child, Panics::default());
                 return;
             }
             let key = list.entries.insert(Entry::Child(Arc::downgrade(&child)));
@@ -774,9 +910,12 @@ fn link_upward(mut child: Arc<Node>) {
 /// closed (invariants 3, 6 and 7).
 ///
 /// Waking node by node rather than after the whole walk lets the woken tasks
-/// start running on other threads while the walk goes on. Callbacks are user
-/// code: run last, a panicking one cannot leave a node of the walk open.
-fn close_subtree(start: Arc<Node>) {
+/// start running on other threads while the walk goes on. Wakes and
+/// callbacks are user code: a panic in one keeps none of the others from
+/// running and leaves no node of the walk open; the first (of those and of
+/// what the caller ran before, in `panics`) is resumed at the end (see
+/// `callback.rs`).
+fn close_subtree(start: Arc<Node>, mut panics: Panics) {
     // Neither vector allocates unless a node had linked children or
     // callbacks.
     let mut stack = Vec::new();
@@ -795,21 +934,15 @@ fn close_subtree(start: Arc<Node>) {
         for entry in entries.into_values() {
             match entry {
                 Entry::Child(child) => stack.extend(child.upgrade()),
-                Entry::Waker(waker) => waker.wake(),
+                Entry::Waker(waker) => panics.run(|| waker.wake()),
                 Entry::Callback(callback) => callbacks.push(callback),
             }
         }
     }
     for callback in callbacks {
-        callback.fire();
+        panics.fire(&callback);
     }
-}
-
-/// An epoch as it sits in the state word.
-#[cfg(not(tokio_ctx_loom))]
-#[inline]
-fn epoch_bits(epoch: u64) -> u64 {
-    epoch << EPOCH_SHIFT
+    panics.resume();
 }
 
 #[cfg(all(test, tokio_ctx_loom))]
