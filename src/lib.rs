@@ -93,6 +93,10 @@
 //!   gives each incoming request a context with the caller's budget from
 //!   the `grpc-timeout` header, and writes the caller's remaining budget
 //!   into that header on the way out.
+//! - `test-util`: `test_util::cancel_at_every_await`, which runs a future
+//!   interrupted after each of its polls (dropped, or its context
+//!   canceled), in paused time, and checks what you say must hold after
+//!   each: for testing your own code the way this crate tests its own.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -116,6 +120,8 @@ mod named;
 mod on_done;
 mod stream;
 mod task;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod value;
