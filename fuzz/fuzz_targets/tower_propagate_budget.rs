@@ -31,7 +31,9 @@ impl Service<Request<()>> for Echo {
     }
 
     fn call(&mut self, request: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(request.headers().get(GRPC_TIMEOUT).cloned())))
+        ready(Ok(Response::new(
+            request.headers().get(GRPC_TIMEOUT).cloned(),
+        )))
     }
 }
 

@@ -31,7 +31,10 @@ impl Service<Request<()>> for Remaining {
     }
 
     fn call(&mut self, request: Request<()>) -> Self::Future {
-        let ctx = request.extensions().get::<Context>().expect("the layer adds it");
+        let ctx = request
+            .extensions()
+            .get::<Context>()
+            .expect("the layer adds it");
         ready(Ok(Response::new(ctx.remaining())))
     }
 }
