@@ -32,6 +32,9 @@ use tokio::time::{self, Instant};
 use tokio_ctx::{CancelHandle, Context, DoneOwned, Error, Timeout};
 use tokio_test::task::{self, Spawn};
 
+mod common;
+use common::Rng;
+
 const MS: Duration = Duration::from_millis(1);
 
 /// Taken by every test here: cancellations in one test move the global
@@ -227,32 +230,6 @@ struct Waiter {
     polled: bool,
 }
 
-/// A tiny deterministic generator (SplitMix64): the same seed gives the
-/// same tree on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
-
 /// Prints the seed and the operations so far if the test panics.
 struct Replay {
     seed: u64,
@@ -263,14 +240,38 @@ impl Drop for Replay {
     fn drop(&mut self) {
         if thread::panicking() {
             eprintln!(
-                "failed with seed {}; replay: TOKIO_CTX_SEED={} cargo test --test context_layers\n\
-                 operations:\n  {}",
+                "failed with seed {}; replay: TOKIO_CTX_SEED={} cargo test --test context_layers \
+                 random_layers\noperations:\n  {}",
                 self.seed,
                 self.seed,
                 self.log.join("\n  ")
             );
         }
     }
+}
+
+/// Prints the seed of a threaded test if it panics: the tree it built
+/// replays, the threads' interleaving does not.
+struct Seed(u64);
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "failed with seed {} (of the tree; threads interleave anew)",
+                self.0
+            );
+        }
+    }
+}
+
+/// The runtime of the threaded tests: two workers, as on CI.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
 }
 
 fn assert_matches(err: &Error, expected: &Ending, model: &Model, what: &str) {
@@ -808,16 +809,9 @@ impl Tree {
 #[test]
 fn simultaneous_cancels_end_every_context_once_and_wake_every_waiter() {
     let _serial = one_at_a_time();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = two_workers();
     for seed in 0..50 {
-        let _replay = Replay {
-            seed,
-            log: vec!["simultaneous cancels".into()],
-        };
+        let _seed = Seed(seed);
         let mut rng = Rng(seed);
         let tree = Arc::new(Tree::random(&mut rng, 300));
         let _guard = runtime.enter();
@@ -906,16 +900,9 @@ fn interlocked_cancels_from_callbacks_and_waiters_never_hang() {
     // Go's TestInterlockedCancels: the end of one context cancels another,
     // from an `on_done` callback (on the canceling thread) and from tasks
     // woken by `done()`, across trees and back up to the trees' roots.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = two_workers();
     for seed in 0..50 {
-        let _replay = Replay {
-            seed,
-            log: vec!["interlocked cancels".into()],
-        };
+        let _seed = Seed(seed);
         let mut rng = Rng(seed);
         let trees: Vec<Arc<Tree>> = (0..6)
             .map(|_| Arc::new(Tree::random(&mut rng, 40)))

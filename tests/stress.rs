@@ -25,6 +25,9 @@ use std::time::{Duration, Instant as WallClock};
 use tokio::time;
 use tokio_ctx::{CancelHandle, Context, OnDone};
 
+mod common;
+use common::Rng;
+
 /// Counts the bytes live on the heap.
 struct Counting;
 
@@ -66,23 +69,6 @@ impl Drop for Alive {
 /// How long a waiter may take to see an end that has happened. It only
 /// bounds a hang.
 const HANG: Duration = Duration::from_secs(20);
-
-/// A tiny deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One `on_done` registration and how often its callback ran.
 struct Callback {
