@@ -93,6 +93,17 @@ use crate::context::Context;
 pub const CAUSE: &str = "canceled by cancel_at_every_await";
 
 /// How a run is interrupted after the chosen poll.
+///
+/// ```
+/// use tokio_ctx::test_util::{CancelAtEveryAwait, Interrupt};
+///
+/// // Only dropping: for a future that does not look at its context.
+/// let report = CancelAtEveryAwait::new(|_ctx| (tokio::task::yield_now(), |_| {}))
+///     .interrupts(&[Interrupt::Drop])
+///     .run();
+/// assert_eq!(report.runs(), 2);
+/// assert_eq!(Interrupt::Cancel.to_string(), "context canceled");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Interrupt {
     /// Drop the future, as `select!`, a timeout or an aborted task does.
@@ -113,6 +124,23 @@ impl fmt::Display for Interrupt {
 }
 
 /// What happened to the future in one run, handed to the check.
+///
+/// ```
+/// use tokio_ctx::test_util::{cancel_at_every_await, Outcome};
+///
+/// cancel_at_every_await(|ctx| {
+///     let step = ctx.run(async {
+///         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+///         "done"
+///     });
+///     (step, |outcome: Outcome<Result<&str, tokio_ctx::Error>>| match outcome {
+///         Outcome::Completed(output) => assert_eq!(output.unwrap(), "done"),
+///         Outcome::Dropped { polls } => assert_eq!(polls, 1),
+///         Outcome::Canceled { output, .. } => assert!(output.unwrap_err().is_canceled()),
+///         _ => unreachable!("no other outcome yet"),
+///     })
+/// });
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Outcome<T> {
@@ -162,6 +190,19 @@ impl<T> Outcome<T> {
 }
 
 /// What [`CancelAtEveryAwait::run`] did.
+///
+/// ```
+/// use tokio_ctx::test_util::cancel_at_every_await;
+///
+/// let report = cancel_at_every_await(|_ctx| {
+///     let twice = async {
+///         tokio::task::yield_now().await;
+///         tokio::task::yield_now().await;
+///     };
+///     (twice, |_| {})
+/// });
+/// assert_eq!((report.polls(), report.runs()), (3, 5));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     polls: usize,
@@ -255,7 +296,9 @@ where
 ///    [`Context::background`] named `"cancel_at_every_await"`);
 /// 2. the future is polled until it has returned `Pending` `k` times (the
 ///    runtime runs other tasks and advances the paused clock in between, as
-///    it would for any task);
+///    it would for any task). Only the polls of this future are counted:
+///    tasks it spawns run between them, and are interrupted wherever they
+///    happen to be;
 /// 3. it is interrupted: dropped, or its context canceled with [`CAUSE`] and
 ///    the future polled on until it completes;
 /// 4. the runtime settles: the paused clock advances by the
