@@ -119,6 +119,10 @@
 //!   as an extractor.
 //! - `reqwest`: a reqwest request sent with the caller's budget and
 //!   bounded by it.
+//! - `test-util`: `test_util::cancel_at_every_await`, which runs a future
+//!   interrupted after each of its polls (dropped, or its context
+//!   canceled), in paused time, and checks what you say must hold after
+//!   each: for testing your own code the way this crate tests its own.
 //!
 //! The integrations live in one place, each module behind its feature;
 //! see the guide's section "Across services".
@@ -150,6 +154,9 @@ mod named;
 mod on_done;
 mod stream;
 mod task;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
