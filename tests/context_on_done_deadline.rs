@@ -200,8 +200,8 @@ async fn a_token_seeded_child_still_ends_with_its_token_and_its_handle() {
     token.cancel();
     let err = tokio::time::timeout(BOUND, waiter).await.unwrap().unwrap();
     assert_eq!(
-        err.to_string(),
-        "canceled: its cancellation token was canceled"
+        err.cause().unwrap().to_string(),
+        "its cancellation token was canceled"
     );
 }
 

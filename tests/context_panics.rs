@@ -365,7 +365,7 @@ fn a_cause_that_panics_when_dropped_leaves_the_first_cause_in_place() {
     cancel.cancel_with("first");
     let panic = catch_unwind(AssertUnwindSafe(|| cancel.cancel_with(Bad))).unwrap_err();
     assert_eq!(message(&*panic), "cause drop");
-    assert_eq!(ctx.err().unwrap().to_string(), "canceled: first");
+    assert_eq!(ctx.err().unwrap().cause().unwrap().to_string(), "first");
 }
 
 #[cfg(feature = "tracing")]
