@@ -124,7 +124,8 @@ fn a_descendant_canceled_after_its_parent_was_seen_canceled_keeps_the_parents_ca
                 // The parent has ended, so the child has: this changes nothing.
                 cancel_child.cancel_with("child");
                 let err = child.err().expect("the child ended with its parent");
-                if err.cause().map(ToString::to_string).as_deref() != Some("parent") || err.is_own() {
+                if err.cause().map(ToString::to_string).as_deref() != Some("parent") || err.is_own()
+                {
                     seen.fetch_add(1, Ordering::Relaxed);
                 }
             }),

@@ -125,7 +125,9 @@ async fn a_server_shutting_down_answers_unavailable_with_its_cause() {
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         assert!(
             status.message().starts_with("canceled (context ")
-                && status.message().ends_with("): shutting down for maintenance"),
+                && status
+                    .message()
+                    .ends_with("): shutting down for maintenance"),
             "{status:?}"
         );
         // The graceful shutdown completes: nothing was left running.

@@ -546,11 +546,15 @@ fn scope() {
                     // first: here the work ignores its context and finishes
                     // within the grace period. Anything else must carry the
                     // caller's end.
-                    Outcome::Canceled { output: Ok(sum), .. } => {
+                    Outcome::Canceled {
+                        output: Ok(sum), ..
+                    } => {
                         assert_eq!(sum, 3);
                         assert_eq!(probe.produced(), vec![0, 1, 2]);
                     }
-                    Outcome::Canceled { output: Err(err), .. } => {
+                    Outcome::Canceled {
+                        output: Err(err), ..
+                    } => {
                         assert_interrupted(err.ended().expect("the caller's end"), true);
                     }
                     _ => {}

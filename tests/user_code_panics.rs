@@ -228,8 +228,6 @@ async fn a_panicking_maker_stops_the_branches_made_before_it() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "open: the context handed to a maker that panics is never canceled \
-            (found by this suite; not one of issue 10's defects; see docs/reliability.md)"]
 async fn a_panicking_maker_leaves_nothing_running_under_its_own_context() {
     for (name, run) in combinators() {
         let (_first, panicking) = with_a_panicking_maker(name, run);
@@ -238,8 +236,6 @@ async fn a_panicking_maker_leaves_nothing_running_under_its_own_context() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "open: the context handed to a maker that panics is never canceled \
-            (found by this suite; not one of issue 10's defects; see docs/reliability.md)"]
 async fn a_step_whose_maker_panics_leaves_nothing_running_under_its_context() {
     let (tx, rx) = mpsc::channel();
     let caught = catch_unwind(AssertUnwindSafe(|| {

@@ -395,6 +395,10 @@ pub(crate) struct Reason(pub(crate) &'static str);
 /// so that work spawned under that child stops with it.
 pub(crate) static FINISHED: Reason = Reason("the operation it was derived for finished");
 
+/// The cause left on a context whose future's maker panicked, so that what
+/// the maker started under it stops.
+pub(crate) static MAKER_PANICKED: Reason = Reason("the function making its future panicked");
+
 /// The cause left on the children of a race that another child won.
 pub(crate) static LOST_RACE: Reason = Reason("lost the race");
 

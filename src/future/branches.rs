@@ -95,12 +95,15 @@ impl<F: Future> Branches<F> {
         let index = self.handles.len();
         let name = name.map(|name| Cow::Owned(format!("{name}[{index}]")));
         let (child, handle) = parent.derive(name, Limit::None, location);
+        // The handle first: if `f` panics, dropping the set on the way out
+        // cancels this branch's child with the others, so nothing `f`
+        // started under it keeps running.
+        self.handles.push(Some(handle));
         let fut = f(child.clone());
         self.running.push(Branch {
             index,
             fut: Scoped::new(child, fut),
         });
-        self.handles.push(Some(handle));
     }
 
     /// The next branch to finish, with its index; `None` once none is left.

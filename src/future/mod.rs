@@ -29,5 +29,6 @@ pub use join_all::{JoinAll, Settle};
 pub use race::{Race, RaceEither};
 pub use run::Run;
 pub use select_first::SelectFirst;
+pub(crate) use timeout::make_under;
 pub use timeout::Timeout;
 pub use try_join_all::TryJoinAll;

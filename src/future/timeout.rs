@@ -10,7 +10,7 @@ use super::wait::{DeadlineWatch, Wait};
 use crate::context::Context;
 use crate::core::Cause;
 use crate::current::Scoped;
-use crate::error::{Error, FINISHED};
+use crate::error::{Error, FINISHED, MAKER_PANICKED};
 
 /// The references a finished `Timeout` holds to its child: the one in its
 /// [`Scoped`] future.
@@ -95,7 +95,7 @@ impl<Fut: Future> Timeout<Fut> {
     where
         F: FnOnce(Context) -> Fut,
     {
-        let fut = f(child.clone());
+        let fut = make_under(&child, f);
         Timeout {
             fut: Scoped::new(child, fut),
             wait: Wait::new(),
@@ -167,6 +167,29 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// Calls `f` with a clone of `child`. If `f` panics, `child` is canceled
+/// before the panic goes on: `f` may have started work under it (spawned a
+/// task, handed it to a library), and nothing else would ever end it.
+pub(crate) fn make_under<F, Fut>(child: &Context, f: F) -> Fut
+where
+    F: FnOnce(Context) -> Fut,
+{
+    struct CancelOnUnwind<'a>(Option<&'a Context>);
+
+    impl Drop for CancelOnUnwind<'_> {
+        fn drop(&mut self) {
+            if let Some(node) = self.0.and_then(Context::node) {
+                node.cancel(Some(Cause::Reason(&MAKER_PANICKED)));
+            }
+        }
+    }
+
+    let mut guard = CancelOnUnwind(Some(child));
+    let fut = f(child.clone());
+    guard.0 = None;
+    fut
 }
 
 /// Cancels the child of a step that has ended, so that nothing started under

@@ -358,7 +358,7 @@ impl<E: Send + 'static> Scope<E> {
             return scoped;
         };
         // Make the future before anything else: `f` may spawn siblings.
-        let fut = f(child.clone());
+        let fut = crate::future::make_under(&child, f);
         let task = run_task(child, fut, tx, TaskGuard::new(handle.clone()), &shared);
         let start = {
             let mut state = lock(&shared.state);

@@ -70,7 +70,7 @@ impl Context {
         Fut::Output: Send + 'static,
     {
         let (child, handle) = self.derive(name, Limit::None, location);
-        let run = child.run(f(child.clone()));
+        let run = child.run(crate::future::make_under(&child, f));
         let guard = TaskGuard::new(handle.clone());
         let join = tokio::spawn(async move {
             let out = run.await;
