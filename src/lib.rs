@@ -161,7 +161,7 @@ mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
-pub use error::{Error, ScopeError, SelectError, TryJoinError};
+pub use error::{Error, Reason, ScopeError, SelectError, TryJoinError};
 pub use integrations::grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use named::Named;
 pub use on_done::OnDone;

@@ -269,7 +269,7 @@ impl<'a> Named<'a> {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        self.parent.without_cancel().step(
+        self.parent.cleanup_step(
             Some(self.name),
             Limit::Timeout(limit),
             Location::caller(),

@@ -1,10 +1,12 @@
 //! [`Error`]: why a context ended, and which one; and the errors of the
 //! combinators that run several futures.
 
+mod reason;
 mod scope;
 mod select;
 mod try_join;
 
+pub use reason::Reason;
 pub use scope::ScopeError;
 pub use select::SelectError;
 pub use try_join::TryJoinError;
@@ -271,14 +273,60 @@ impl Error {
         self.inner.budget
     }
 
+    /// The reason, when this crate canceled the context on its own account
+    /// (a race lost, a sibling failed, a step finished, ...): match on it
+    /// instead of comparing messages. `None` for a deadline and for a
+    /// cancellation through a [`CancelHandle`](crate::CancelHandle).
+    ///
+    /// ```
+    /// use tokio_ctx::{Context, Reason};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut spawned = None;
+    /// Context::background()
+    ///     .with_timeout(std::time::Duration::from_secs(1), |ctx| {
+    ///         spawned = Some(ctx.clone());
+    ///         async {}
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// let err = spawned.unwrap().err().unwrap();
+    /// assert_eq!(err.reason(), Some(Reason::Finished), "the step it was derived for finished");
+    /// # }
+    /// ```
+    pub fn reason(&self) -> Option<Reason> {
+        match &self.inner.kind {
+            Kind::Canceled(Some(Cause::Reason(reason))) => Some(**reason),
+            _ => None,
+        }
+    }
+
+    /// True if the cause prints exactly as `expected`: for causes given as a
+    /// `&str` or a `String` ([`CancelHandle::cancel_with("...")`](crate::CancelHandle::cancel_with)),
+    /// which cannot be downcast. Nothing is allocated: the cause is compared
+    /// as it is printed, and printing stops at the first difference. False
+    /// without a cause.
+    ///
+    /// ```
+    /// use tokio_ctx::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().child();
+    /// cancel.cancel_with(format!("shutting down after {} requests", 3));
+    /// let err = ctx.err().unwrap();
+    /// assert!(err.cause_is("shutting down after 3 requests"));
+    /// assert!(!err.cause_is("shutting down"));
+    /// ```
+    pub fn cause_is(&self, expected: &str) -> bool {
+        self.cause()
+            .is_some_and(|cause| reason::displays_as(&cause, expected))
+    }
+
     /// True if the context was canceled for one of this crate's own
     /// reasons, `reason`.
     #[cfg(any(feature = "tonic", feature = "axum"))]
     pub(crate) fn is_for(&self, reason: &'static Reason) -> bool {
-        match &self.inner.kind {
-            Kind::Canceled(Some(Cause::Reason(given))) => std::ptr::eq(*given, reason),
-            _ => false,
-        }
+        self.reason() == Some(*reason)
     }
 }
 
@@ -387,37 +435,25 @@ where
     }
 }
 
-/// A reason this crate gives when it cancels a context on its own account.
-#[derive(Debug)]
-pub(crate) struct Reason(pub(crate) &'static str);
-
 /// The cause a combinator leaves on the child it derived once it finishes,
 /// so that work spawned under that child stops with it.
-pub(crate) static FINISHED: Reason = Reason("the operation it was derived for finished");
+pub(crate) static FINISHED: Reason = Reason::Finished;
 
 /// The cause left on a context whose future's maker panicked, so that what
 /// the maker started under it stops.
-pub(crate) static MAKER_PANICKED: Reason = Reason("the function making its future panicked");
+pub(crate) static MAKER_PANICKED: Reason = Reason::MakerPanicked;
 
 /// The cause left on the children of a race that another child won.
-pub(crate) static LOST_RACE: Reason = Reason("lost the race");
+pub(crate) static LOST_RACE: Reason = Reason::LostRace;
 
 /// The cause left on the siblings of a task or future that failed.
-pub(crate) static SIBLING_FAILED: Reason = Reason("a sibling failed");
+pub(crate) static SIBLING_FAILED: Reason = Reason::SiblingFailed;
 
 /// The cause left on a request's context when its caller dropped the call
 /// before it completed.
 #[cfg(feature = "tower")]
-pub(crate) static CALLER_LEFT: Reason = Reason("the caller gave up on the request");
+pub(crate) static CALLER_LEFT: Reason = Reason::CallerLeft;
 
 /// The cause left on a request's context once its response is complete.
 #[cfg(feature = "tower")]
-pub(crate) static REQUEST_COMPLETED: Reason = Reason("the request completed");
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for Reason {}
+pub(crate) static REQUEST_COMPLETED: Reason = Reason::RequestCompleted;

@@ -1,5 +1,6 @@
 //! [`Context::cleanup`]: bounded work that outlives a cancellation.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::time::Duration;
@@ -45,7 +46,22 @@ impl Context {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        self.without_cancel()
-            .step(None, Limit::Timeout(limit), Location::caller(), f)
+        self.cleanup_step(None, Limit::Timeout(limit), Location::caller(), f)
+    }
+
+    /// Runs the future `f` makes under a child of a context with this one's
+    /// values but no cancellation, with `limit`.
+    pub(crate) fn cleanup_step<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        limit: Limit,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> Timeout<Fut>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        self.without_cancel().step(name, limit, location, f)
     }
 }
