@@ -70,6 +70,11 @@ impl<'a> Named<'a> {
         &self.name
     }
 
+    /// The context the derivation starts from, and the name.
+    pub(crate) fn into_parts(self) -> (&'a Context, Cow<'static, str>) {
+        (self.parent, self.name)
+    }
+
     /// [`Context::child`] with this name.
     ///
     /// ```

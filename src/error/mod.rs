@@ -77,6 +77,11 @@ struct Inner {
 enum Kind {
     Canceled(Option<Cause>),
     DeadlineExceeded,
+    /// Refused before it started: `min` was asked, `remaining` was left.
+    InsufficientBudget {
+        min: Duration,
+        remaining: Duration,
+    },
 }
 
 impl Error {
@@ -151,6 +156,26 @@ impl Error {
         }
     }
 
+    /// A step or derivation refused by [`Context::min_budget`](crate::Context::min_budget):
+    /// it asked for at least `min` and would have had only `remaining`.
+    pub(crate) fn insufficient_budget(
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        budget: Option<Duration>,
+        min: Duration,
+        remaining: Duration,
+    ) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                kind: Kind::InsufficientBudget { min, remaining },
+                name,
+                location,
+                budget,
+                own: true,
+            }),
+        }
+    }
+
     /// True if the context was canceled through a [`CancelHandle`](crate::CancelHandle)
     /// (its own or an ancestor's) before any deadline passed.
     ///
@@ -180,6 +205,80 @@ impl Error {
     /// ```
     pub fn is_deadline_exceeded(&self) -> bool {
         matches!(self.inner.kind, Kind::DeadlineExceeded)
+    }
+
+    /// True if a step or derivation was refused before it started, because
+    /// less than its [`min_budget`](crate::Context::min_budget) was left:
+    /// no work was done, and the caller's context is still live
+    /// ([`is_own`](Error::is_own) is true), so the caller may fall back to
+    /// something cheaper. [`min_budget`](Error::min_budget) and
+    /// [`remaining`](Error::remaining) say how far apart the two were.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_millis(20));
+    /// let err = request
+    ///     .min_budget(Duration::from_millis(300))
+    ///     .child()
+    ///     .unwrap_err();
+    /// assert!(err.is_insufficient_budget());
+    /// assert!(!err.is_deadline_exceeded() && !err.is_canceled());
+    /// assert_eq!(err.min_budget(), Some(Duration::from_millis(300)));
+    /// assert_eq!(err.remaining(), Some(Duration::from_millis(20)));
+    /// # }
+    /// ```
+    pub fn is_insufficient_budget(&self) -> bool {
+        matches!(self.inner.kind, Kind::InsufficientBudget { .. })
+    }
+
+    /// The minimum budget a refused step asked for; `None` unless
+    /// [`is_insufficient_budget`](Error::is_insufficient_budget).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_millis(20));
+    /// let err = request.min_budget(Duration::from_millis(300)).child().unwrap_err();
+    /// assert_eq!(err.min_budget(), Some(Duration::from_millis(300)));
+    /// # }
+    /// ```
+    pub fn min_budget(&self) -> Option<Duration> {
+        match self.inner.kind {
+            Kind::InsufficientBudget { min, .. } => Some(min),
+            _ => None,
+        }
+    }
+
+    /// The budget a refused step would have had: the smaller of its own
+    /// limit and what was left of its context. `None` unless
+    /// [`is_insufficient_budget`](Error::is_insufficient_budget).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().child_with_timeout(Duration::from_secs(1));
+    /// let err = request
+    ///     .min_budget(Duration::from_millis(300))
+    ///     .child_with_timeout(Duration::from_millis(100))
+    ///     .unwrap_err();
+    /// assert_eq!(err.remaining(), Some(Duration::from_millis(100)), "its own limit is smaller");
+    /// # }
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        match self.inner.kind {
+            Kind::InsufficientBudget { remaining, .. } => Some(remaining),
+            _ => None,
+        }
     }
 
     /// The cause given to [`CancelHandle::cancel_with`](crate::CancelHandle::cancel_with),
@@ -356,6 +455,16 @@ impl fmt::Display for Error {
                     None => Ok(()),
                 }
             }
+            Kind::InsufficientBudget { min, remaining } => {
+                f.write_str("refused to start ")?;
+                if let Some(name) = &inner.name {
+                    write!(f, "{name:?} ")?;
+                }
+                write!(
+                    f,
+                    "(set at {at}): needs at least {min:?}, only {remaining:?} left"
+                )
+            }
             Kind::DeadlineExceeded => {
                 f.write_str("deadline ")?;
                 if let Some(name) = &inner.name {
@@ -377,6 +486,10 @@ impl fmt::Debug for Error {
         match &inner.kind {
             Kind::Canceled(cause) => s.field("kind", &"Canceled").field("cause", cause),
             Kind::DeadlineExceeded => s.field("kind", &"DeadlineExceeded"),
+            Kind::InsufficientBudget { min, remaining } => s
+                .field("kind", &"InsufficientBudget")
+                .field("min_budget", min)
+                .field("remaining", remaining),
         };
         s.field("context", &inner.name)
             .field("location", &ShortLocation(inner.location).to_string())
@@ -395,7 +508,8 @@ impl std::error::Error for Error {
     }
 }
 
-/// Deadlines become [`io::ErrorKind::TimedOut`], cancellations
+/// Deadlines and refusals for too little budget become
+/// [`io::ErrorKind::TimedOut`], cancellations
 /// [`io::ErrorKind::Interrupted`]; the original error is kept as the inner
 /// error, so it can be recovered with [`io::Error::get_ref`] and downcast.
 ///
@@ -411,7 +525,7 @@ impl std::error::Error for Error {
 /// ```
 impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
-        let kind = if err.is_deadline_exceeded() {
+        let kind = if err.is_deadline_exceeded() || err.is_insufficient_budget() {
             io::ErrorKind::TimedOut
         } else {
             io::ErrorKind::Interrupted
