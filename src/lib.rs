@@ -153,6 +153,7 @@ mod macros;
 mod min_budget;
 mod named;
 mod on_done;
+mod reserve;
 mod stream;
 mod task;
 #[cfg(feature = "test-util")]
@@ -167,6 +168,7 @@ pub use integrations::grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
 pub use min_budget::MinBudget;
 pub use named::Named;
 pub use on_done::OnDone;
+pub use reserve::Reserve;
 pub use stream::ContextStream;
 pub use task::{Scope, ScopedHandle, TaskHandle};
 

@@ -260,6 +260,14 @@ async fn a_canceled_token() {
     assert_reason(&ctx.done().await, Reason::TokenCanceled);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_reserve_handed_to_cleanup() {
+    let (request, _) = Context::background().child_with_timeout(HOUR);
+    let (work, reserve) = request.reserve(Duration::from_secs(1));
+    reserve.cleanup(|_ctx| ready(())).await.unwrap();
+    assert_reason(&work.err().unwrap(), Reason::CleanupStarted);
+}
+
 #[cfg(feature = "tower")]
 mod requests {
     use std::convert::Infallible;
