@@ -104,3 +104,38 @@ fn an_expiry_is_reported_once_however_often_it_is_observed() {
     assert!(lines[0].contains("context=\"connect\""), "{}", lines[0]);
     assert!(lines[0].contains("budget=Some(1ms)"), "{}", lines[0]);
 }
+
+#[test]
+fn a_clipped_derivation_says_who_clipped_it() {
+    let recorder = Recorder::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    rt.block_on(async {
+        let (request, _) = Context::background()
+            .named("request")
+            .child_with_timeout(Duration::from_millis(1200));
+        let (_within, _) = request
+            .named("within")
+            .child_with_timeout(Duration::from_secs(1));
+        assert!(
+            recorder.lines().is_empty(),
+            "a step within the budget says nothing"
+        );
+        let (_clipped, _) = request
+            .named("render")
+            .child_with_timeout(Duration::from_secs(5));
+    });
+    let lines = recorder.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(line.starts_with("DEBUG tokio_ctx"), "{line}");
+    assert!(line.contains("context deadline clipped"), "{line}");
+    assert!(line.contains("context=render"), "{line}");
+    assert!(line.contains("parent=request"), "{line}");
+    assert!(line.contains("asked=Some(5s)"), "{line}");
+    assert!(line.contains("granted=Some(1.2s)"), "{line}");
+}

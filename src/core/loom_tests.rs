@@ -20,7 +20,7 @@ use super::{Callback, Cause, Entry, Meta, Node};
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
-    Arc::new(Node::new(parent, super::Deadline::NONE, None, None, meta))
+    Node::new(parent, super::Deadline::NONE, None, None, meta)
 }
 
 fn cause(text: &'static str) -> Cause {

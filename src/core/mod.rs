@@ -21,13 +21,18 @@
 //! `crate::future::wait`), and an `on_done` callback sets an alarm (see
 //! `alarm.rs`), so no timer exists unless something awaits.
 //!
+//! What only a few nodes carry (a deadline's cause) lives in `Extra`, in
+//! the lazily allocated `Shared` (`extra.rs`); a node without any of it
+//! pays nothing for it.
+//!
 //! # Invariants
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
-//!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only
-//!    when the requested deadline is strictly earlier than the parent's (and
-//!    the parent's had not passed yet, invariant 10), so the node named by an
-//!    expiry is the one whose own limit actually bound it.
+//!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only when the requested deadline is
+//!    strictly earlier than the parent's (and the parent's had not passed
+//!    yet, invariant 10), so the node named by an expiry is the one whose
+//!    own limit actually bound it; a request no earlier than the parent's
+//!    is clipped, which `tracing` hears of at derivation and only then.
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
 //!    node's lock by a `cancel` that found the node not done, and never removed.
 //!    The `CANCELED` bit is set after the record is written, so a reader that
@@ -41,7 +46,8 @@
 //!    entry when dropped. The parent holds it weakly, so no cycle keeps either
 //!    alive. Only a node with the `AWAITED` bit can be linked, and the wait
 //!    state (`Shared`, which holds the lock) exists only once something
-//!    registered on the node or canceled it, or when the node has a name.
+//!    registered on the node or canceled it, or when the node has a name
+//!    or an `Extra`.
 //! 5. A thread that tries to link a node into a closed parent closes that
 //!    node's subtree itself. Together with 3, every entry registered on a node
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
@@ -95,6 +101,7 @@
 mod alarm;
 mod callback;
 mod deadline;
+mod extra;
 mod slab;
 
 use std::borrow::Cow;
@@ -113,6 +120,8 @@ pub(crate) use callback::Callback;
 use callback::Panics;
 use deadline::Budget;
 pub(crate) use deadline::Deadline;
+pub(crate) use extra::Cold;
+use extra::Extra;
 pub(crate) use slab::Slab;
 
 // The process-wide epoch word (invariant 8). Its low `LOW` bits count the
@@ -187,8 +196,22 @@ const HANDLE_GONE: u64 = 1 << 8;
 /// Fixed at derivation: an ancestor was already canceled, so the node ends
 /// as its parent did, whatever its own deadline (invariant 10).
 const BORN_CANCELED: u64 = 1 << 9;
+/// Fixed at derivation: the node asked for a deadline no earlier than the
+/// one it inherited, which clipped it (invariant 1), and `tracing` listened.
+const CLIPPED: u64 = 1 << 13;
 /// The flags that say a node is canceled, itself or through an ancestor.
 const ENDED: u64 = CANCELED | CLOSED | BORN_CANCELED;
+
+/// True when a clipped derivation is worth a `tracing` event: something
+/// listens at debug level.
+#[cold]
+#[inline(never)]
+fn clipping_is_heard() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::level_enabled!(tracing::Level::DEBUG);
+    #[cfg(not(feature = "tracing"))]
+    return false;
+}
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -279,6 +302,9 @@ struct Shared {
     record: OnceLock<Record>,
     /// Set at derivation, never changed.
     name: Option<Cow<'static, str>>,
+    /// What only a few nodes have (a deadline's cause); set at derivation,
+    /// never replaced.
+    extra: Option<Box<Extra>>,
     /// The node's lock. Whether the list is closed is the `CLOSED` bit,
     /// written and read under it.
     list: Mutex<WaitList>,
@@ -302,13 +328,13 @@ struct WaitList {
 #[derive(Debug)]
 pub(crate) enum Ending<'a> {
     /// Canceled itself, the node that was asked.
-    Canceled {
-        cause: Option<Cause>,
-    },
+    Canceled { cause: Option<Cause> },
     /// Canceled through an ancestor: the error all its descendants share.
     CanceledAbove(Error),
     DeadlineExceeded {
         by: &'a Node,
+        /// How many levels above the node that was asked `by` is.
+        levels: u32,
     },
 }
 
@@ -333,30 +359,32 @@ impl Node {
     /// absolute deadline: the one kind of request that can be earlier than
     /// a parent's deadline that has already passed.
     #[inline]
-    pub(crate) fn new(
+    pub(crate) fn derive(
         parent: Option<&Arc<Node>>,
         requested: Deadline,
         now: Option<Instant>,
         name: Option<Cow<'static, str>>,
         meta: Meta,
-    ) -> Self {
-        let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
-        // Invariant 1: only a strictly earlier request makes the deadline
-        // ours, and only under a parent that had not expired (invariant 10).
-        let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
-            (true, true) if requested < inherited => {
-                let expired = now.is_some_and(|now| inherited.passed_at(now));
-                (requested, if expired { 0 } else { OWN_DEADLINE })
-            }
-            (true, _) => (inherited, 0),
-            (false, true) => (requested, OWN_DEADLINE),
-            (false, false) => (Deadline::NONE, 0),
-        };
-        let flags = own
-            | if parent.is_some() { HAS_PARENT } else { 0 }
-            | if deadline.is_some() { HAS_DEADLINE } else { 0 };
-        Node {
-            state: AtomicU64::new(flags | parent.map_or(0, |p| p.vouch())),
+    ) -> Arc<Node> {
+        let (deadline, flags) = Node::fix(parent, requested, now);
+        // What the usual derivation does not have to do: say it was clipped.
+        if flags & CLIPPED != 0 {
+            return Node::derive_slow(parent, deadline, flags, name, meta);
+        }
+        Node::plain(parent, deadline, flags, name, meta)
+    }
+
+    /// The node of a derivation with nothing cold about it.
+    #[inline]
+    fn plain(
+        parent: Option<&Arc<Node>>,
+        deadline: Deadline,
+        flags: u64,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Arc<Node> {
+        Arc::new(Node {
+            state: AtomicU64::new(flags),
             parent: parent.cloned(),
             deadline,
             meta,
@@ -367,7 +395,92 @@ impl Node {
                 }),
                 None => Lazy::new(),
             },
+        })
+    }
+
+    /// A derivation that was clipped: out of the way of the usual one.
+    #[cold]
+    #[inline(never)]
+    fn derive_slow(
+        parent: Option<&Arc<Node>>,
+        deadline: Deadline,
+        flags: u64,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Arc<Node> {
+        let node = Node::plain(parent, deadline, flags, name, meta);
+        #[cfg(feature = "tracing")]
+        node.say_if_clipped(flags);
+        node
+    }
+
+    /// Derives a node that asks for what only a few do (a deadline's
+    /// cause): its `Extra` is allocated with it.
+    #[inline(never)]
+    pub(crate) fn derive_cold(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+        cold: Cold,
+        meta: Meta,
+    ) -> Arc<Node> {
+        let (deadline, flags) = Node::fix(parent, requested, now);
+        extra::derive(parent, deadline, flags, cold, meta)
+    }
+
+    /// The effective deadline a new node starts with and its flags
+    /// (invariants 1, 8 and 10).
+    #[inline]
+    fn fix(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+    ) -> (Deadline, u64) {
+        let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
+        // Invariant 1: only a strictly earlier request makes the deadline
+        // ours, and only under a parent that had not expired (invariant 10).
+        let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
+            (true, true) if requested < inherited => {
+                let expired = now.is_some_and(|now| inherited.passed_at(now));
+                (requested, if expired { 0 } else { OWN_DEADLINE })
+            }
+            // Clipped: known here, and told to `tracing` only now, if it
+            // listens at all (one load of its global level filter).
+            (true, true) => (inherited, if clipping_is_heard() { CLIPPED } else { 0 }),
+            (true, false) => (inherited, 0),
+            (false, true) => (requested, OWN_DEADLINE),
+            (false, false) => (Deadline::NONE, 0),
+        };
+        let flags = own
+            | if parent.is_some() { HAS_PARENT } else { 0 }
+            | if deadline.is_some() { HAS_DEADLINE } else { 0 }
+            | parent.map_or(0, |p| p.vouch());
+        (deadline, flags)
+    }
+
+    /// Tells `tracing` that the derivation of this node was clipped: known
+    /// at derivation, and said only then.
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(super) fn say_if_clipped(&self, flags: u64) {
+        if flags & CLIPPED != 0 {
+            if let Some(parent) = &self.parent {
+                extra::clipped(parent, self, self.deadline);
+            }
         }
+    }
+
+    /// A new root or child with nothing but a deadline, for the core's own
+    /// tests.
+    #[cfg(test)]
+    pub(crate) fn new(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Arc<Node> {
+        Node::derive(parent, requested, now, name, meta)
     }
 
     /// The name given at derivation, if any.
@@ -541,25 +654,44 @@ impl Node {
     }
 
     pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
-        // Invariant 1: the nearest node with its own deadline set the effective one.
+        // Invariant 1: the nearest node with its own deadline set the
+        // effective one. Counting the levels is the error path's: a clipped
+        // step's error says how far up its budget ended.
         let mut by = self;
+        let mut levels = 0u32;
         while by.state.load(Ordering::Relaxed) & OWN_DEADLINE == 0 {
             match &by.parent {
-                Some(parent) => by = parent,
+                Some(parent) => {
+                    by = parent;
+                    levels = levels.saturating_add(1);
+                }
                 None => break,
             }
         }
         #[cfg(feature = "tracing")]
         if by.state.fetch_or(EXPIRY_REPORTED, Ordering::Relaxed) & EXPIRY_REPORTED == 0 {
+            let cause = by.deadline_cause();
             tracing::debug!(
                 target: "tokio_ctx",
                 context = by.name().as_deref(),
                 location = %crate::error::ShortLocation(by.meta.location),
                 budget = ?by.meta.budget(),
+                cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
                 "context deadline exceeded",
             );
         }
-        Ending::DeadlineExceeded { by }
+        Ending::DeadlineExceeded { by, levels }
+    }
+
+    /// The cause given for this node's own deadline, if any (Go's
+    /// `WithDeadlineCause`).
+    pub(crate) fn deadline_cause(&self) -> Option<Cause> {
+        self.extra()?.deadline_cause.clone()
+    }
+
+    /// The cold part of the node's state, if it has one.
+    fn extra(&self) -> Option<&Extra> {
+        self.shared.get()?.extra.as_deref()
     }
 
     /// Cancels this node; false if it had already ended.

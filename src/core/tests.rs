@@ -11,7 +11,7 @@ fn meta() -> Meta {
 }
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
-    Arc::new(Node::new(parent, super::Deadline::NONE, None, None, meta()))
+    Node::new(parent, super::Deadline::NONE, None, None, meta())
 }
 
 #[derive(Default)]

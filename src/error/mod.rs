@@ -72,11 +72,16 @@ struct Inner {
     location: &'static Location<'static>,
     budget: Option<Duration>,
     own: bool,
+    /// How many levels above the context it was read from the context
+    /// that ended is; `None` when not known (a cancellation from above,
+    /// whose error all descendants share).
+    levels: Option<u32>,
 }
 
 enum Kind {
     Canceled(Option<Cause>),
-    DeadlineExceeded,
+    /// With the cause the deadline was given, if any.
+    DeadlineExceeded(Option<Cause>),
     /// Refused before it started: `min` was asked, `remaining` was left.
     InsufficientBudget {
         min: Duration,
@@ -88,22 +93,27 @@ impl Error {
     /// Describes `ending` as seen from `asked`, the node whose state was read.
     pub(crate) fn from_ending(asked: &Node, ending: Ending<'_>) -> Self {
         match ending {
-            Ending::Canceled { cause } => Error::about(asked, Kind::Canceled(cause), true),
-            Ending::CanceledAbove(error) => error,
-            Ending::DeadlineExceeded { by } => {
-                Error::about(by, Kind::DeadlineExceeded, std::ptr::eq(asked, by))
+            Ending::Canceled { cause, .. } => {
+                Error::about(asked, Kind::Canceled(cause), true, Some(0))
             }
+            Ending::CanceledAbove(error) => error,
+            Ending::DeadlineExceeded { by, levels } => Error::about(
+                by,
+                Kind::DeadlineExceeded(by.deadline_cause()),
+                std::ptr::eq(asked, by),
+                Some(levels),
+            ),
         }
     }
 
     /// The error the descendants of `by` report when `by` was canceled:
     /// never their own.
     pub(crate) fn canceled_above(by: &Node, cause: Option<Cause>) -> Self {
-        Error::about(by, Kind::Canceled(cause), false)
+        Error::about(by, Kind::Canceled(cause), false, None)
     }
 
     /// An end of `by`'s, described with what `by` says about itself.
-    fn about(by: &Node, kind: Kind, own: bool) -> Self {
+    fn about(by: &Node, kind: Kind, own: bool, levels: Option<u32>) -> Self {
         Error {
             inner: Arc::new(Inner {
                 kind,
@@ -111,6 +121,7 @@ impl Error {
                 location: by.meta.location,
                 budget: by.meta.budget(),
                 own,
+                levels,
             }),
         }
     }
@@ -142,6 +153,7 @@ impl Error {
                 location: Location::caller(),
                 budget: None,
                 own: true,
+                levels: Some(0),
             }),
         }
     }
@@ -151,7 +163,12 @@ impl Error {
     /// another reason: a task dropped after its grace period, say.
     pub(crate) fn canceled_in(ctx: &crate::Context, reason: &'static Reason) -> Self {
         match ctx.node() {
-            Some(node) => Error::about(node, Kind::Canceled(Some(Cause::Reason(reason))), true),
+            Some(node) => Error::about(
+                node,
+                Kind::Canceled(Some(Cause::Reason(reason))),
+                true,
+                Some(0),
+            ),
             None => Error::canceled_for(reason),
         }
     }
@@ -172,6 +189,7 @@ impl Error {
                 location,
                 budget,
                 own: true,
+                levels: Some(0),
             }),
         }
     }
@@ -204,7 +222,7 @@ impl Error {
     /// # }
     /// ```
     pub fn is_deadline_exceeded(&self) -> bool {
-        matches!(self.inner.kind, Kind::DeadlineExceeded)
+        matches!(self.inner.kind, Kind::DeadlineExceeded(_))
     }
 
     /// True if a step or derivation was refused before it started, because
@@ -282,9 +300,11 @@ impl Error {
     }
 
     /// The cause given to [`CancelHandle::cancel_with`](crate::CancelHandle::cancel_with),
-    /// or the reason this crate canceled the context (for example, the
-    /// combinator it was derived for finished). `None` for a deadline or a
-    /// plain [`cancel`](crate::CancelHandle::cancel).
+    /// the reason this crate canceled the context (for example, the
+    /// combinator it was derived for finished), or the cause a deadline was
+    /// given with ([`Context::child_with_timeout_cause`](crate::Context::child_with_timeout_cause),
+    /// Go's `context.Cause` after `WithTimeoutCause`). `None` for a
+    /// deadline without one and for a plain [`cancel`](crate::CancelHandle::cancel).
     ///
     /// ```
     /// use tokio_ctx::Context;
@@ -297,7 +317,9 @@ impl Error {
     /// ```
     pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match &self.inner.kind {
-            Kind::Canceled(Some(cause)) => Some(cause.as_error()),
+            Kind::Canceled(Some(cause)) | Kind::DeadlineExceeded(Some(cause)) => {
+                Some(cause.as_error())
+            }
             _ => None,
         }
     }
@@ -325,6 +347,32 @@ impl Error {
     /// ```
     pub fn is_own(&self) -> bool {
         self.inner.own
+    }
+
+    /// How many levels above the context this error was read from the
+    /// context that ended is: `Some(0)` for its own end, `Some(n)` for the
+    /// deadline of an ancestor `n` levels up (a step whose budget was
+    /// clipped by its request's, say), `None` for a cancellation that came
+    /// from above (its descendants share one error, whatever their depth).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, _) = Context::background().named("request").child_with_timeout(Duration::from_secs(1));
+    /// let (handler, _) = request.child();
+    /// let (query, _) = handler.child_with_timeout(Duration::from_secs(5));
+    /// tokio::time::advance(Duration::from_secs(1)).await;
+    /// let err = query.err().unwrap();
+    /// assert_eq!(err.context_name(), Some("request"));
+    /// assert_eq!(err.levels_up(), Some(2));
+    /// assert!(err.to_string().ends_with("exceeded (2 levels up)"));
+    /// # }
+    /// ```
+    pub fn levels_up(&self) -> Option<usize> {
+        self.inner.levels.map(|levels| levels as usize)
     }
 
     /// The name of the context that ended, if it was given one with
@@ -465,14 +513,23 @@ impl fmt::Display for Error {
                     "(set at {at}): needs at least {min:?}, only {remaining:?} left"
                 )
             }
-            Kind::DeadlineExceeded => {
+            Kind::DeadlineExceeded(cause) => {
                 f.write_str("deadline ")?;
                 if let Some(name) = &inner.name {
                     write!(f, "of {name:?} ")?;
                 }
                 match inner.budget {
-                    Some(budget) => write!(f, "({budget:?}, set at {at}) exceeded"),
-                    None => write!(f, "(set at {at}) exceeded"),
+                    Some(budget) => write!(f, "({budget:?}, set at {at}) exceeded")?,
+                    None => write!(f, "(set at {at}) exceeded")?,
+                }
+                match inner.levels {
+                    Some(1) => f.write_str(" (1 level up)")?,
+                    Some(levels) if levels > 1 => write!(f, " ({levels} levels up)")?,
+                    _ => {}
+                }
+                match cause {
+                    Some(cause) => write!(f, ": {}", cause.as_error()),
+                    None => Ok(()),
                 }
             }
         }
@@ -485,7 +542,9 @@ impl fmt::Debug for Error {
         let mut s = f.debug_struct("Error");
         match &inner.kind {
             Kind::Canceled(cause) => s.field("kind", &"Canceled").field("cause", cause),
-            Kind::DeadlineExceeded => s.field("kind", &"DeadlineExceeded"),
+            Kind::DeadlineExceeded(cause) => {
+                s.field("kind", &"DeadlineExceeded").field("cause", cause)
+            }
             Kind::InsufficientBudget { min, remaining } => s
                 .field("kind", &"InsufficientBudget")
                 .field("min_budget", min)
@@ -495,6 +554,7 @@ impl fmt::Debug for Error {
             .field("location", &ShortLocation(inner.location).to_string())
             .field("budget", &inner.budget)
             .field("own", &inner.own)
+            .field("levels_up", &inner.levels)
             .finish()
     }
 }
@@ -502,7 +562,9 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.inner.kind {
-            Kind::Canceled(Some(cause)) => Some(cause.as_error()),
+            Kind::Canceled(Some(cause)) | Kind::DeadlineExceeded(Some(cause)) => {
+                Some(cause.as_error())
+            }
             _ => None,
         }
     }

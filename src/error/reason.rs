@@ -127,7 +127,7 @@ impl Reason {
 
     /// Every reason, in declaration order (for tests that must cover them
     /// all).
-    #[cfg(test)]
+    #[cfg(all(test, not(tokio_ctx_loom)))]
     pub(crate) const ALL: [Reason; 17] = [
         Reason::Finished,
         Reason::MakerPanicked,
