@@ -139,3 +139,34 @@ fn a_clipped_derivation_says_who_clipped_it() {
     assert!(line.contains("asked=Some(5s)"), "{line}");
     assert!(line.contains("granted=Some(1.2s)"), "{line}");
 }
+
+#[test]
+fn a_moved_deadline_says_from_where_to_where() {
+    let recorder = Recorder::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    rt.block_on(async {
+        let (_ctx, deadline) = Context::background()
+            .named("lease")
+            .child_with_movable_timeout(Duration::from_secs(30));
+        deadline.reschedule_in(Duration::from_secs(60));
+        deadline.reschedule_in(Duration::from_secs(60));
+    });
+    let lines = recorder.lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "a move to where it is says nothing: {lines:?}"
+    );
+    assert!(lines[0].contains("context deadline moved"), "{}", lines[0]);
+    assert!(lines[0].contains("context=\"lease\""), "{}", lines[0]);
+    assert!(
+        lines[0].contains("from=Some(30s) to=Some(60s)"),
+        "{}",
+        lines[0]
+    );
+}

@@ -1,7 +1,7 @@
-//! What only a few nodes carry: a deadline's cause. It lives in the lazily
-//! allocated `Shared`, set at derivation and never replaced, so that a node
-//! without any of it (the usual one) stays seven words and derives on the
-//! fast path.
+//! What only a few nodes carry: a deadline's cause, a movable deadline. It
+//! lives in the lazily allocated `Shared`, set
+//! at derivation and never replaced, so that a node without any of it (the
+//! usual one) stays seven words and derives on the fast path.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,7 +9,10 @@ use std::sync::Arc;
 #[cfg(feature = "tracing")]
 use tokio::time::Instant;
 
-use super::{Cause, Deadline, Lazy, Meta, Node, Shared};
+use super::{
+    Cause, Deadline, Lazy, Meta, Node, Shared, FOLLOWS, HAS_DEADLINE, MOVABLE, OWN_DEADLINE,
+};
+use crate::loom::AtomicU64;
 
 /// What a derivation asks for beyond a limit: a name, and the options
 /// that cost something only when used, boxed so that the usual derivation
@@ -25,9 +28,17 @@ pub(crate) struct Cold {
 struct Rare {
     /// The cause its own deadline carries (Go's `WithDeadlineCause`).
     deadline_cause: Option<Cause>,
+    /// Its own deadline can be moved (invariant 12).
+    movable: bool,
 }
 
 impl Cold {
+    /// Only a name, or nothing.
+    #[inline]
+    pub(crate) fn named(name: Option<Cow<'static, str>>) -> Cold {
+        Cold { name, rare: None }
+    }
+
     fn with(name: Option<Cow<'static, str>>, rare: Rare) -> Cold {
         Cold {
             name,
@@ -41,6 +52,18 @@ impl Cold {
             name,
             Rare {
                 deadline_cause: Some(cause),
+                ..Rare::default()
+            },
+        )
+    }
+
+    /// A name, and a deadline its handle can move.
+    pub(crate) fn movable(name: Option<Cow<'static, str>>) -> Cold {
+        Cold::with(
+            name,
+            Rare {
+                movable: true,
+                ..Rare::default()
             },
         )
     }
@@ -50,6 +73,9 @@ impl Cold {
 #[derive(Debug, Default)]
 pub(super) struct Extra {
     pub(super) deadline_cause: Option<Cause>,
+    /// A `MOVABLE` node's own deadline, packed; its handle moves it
+    /// (invariant 12).
+    pub(super) own_deadline: Option<AtomicU64>,
 }
 
 /// Derives a node that needs its `Extra`: the slow path of `Node::derive`.
@@ -57,13 +83,29 @@ pub(super) struct Extra {
 #[inline(never)]
 pub(super) fn derive(
     parent: Option<&Arc<Node>>,
-    deadline: Deadline,
-    flags: u64,
+    requested: Deadline,
+    mut deadline: Deadline,
+    mut flags: u64,
     cold: Cold,
     meta: Meta,
 ) -> Arc<Node> {
     let Cold { name, rare } = cold;
-    let Rare { deadline_cause } = rare.map_or_else(Rare::default, |rare| *rare);
+    let Rare {
+        deadline_cause,
+        movable,
+    } = rare.map_or_else(Rare::default, |rare| *rare);
+    let mut own_deadline = None;
+    if movable {
+        // Invariant 12: the field keeps only what was inherited; the node's
+        // own deadline moves in `Extra`, and it decides who owns an expiry.
+        deadline = parent.map_or(Deadline::NONE, |p| p.deadline);
+        own_deadline = Some(AtomicU64::new(requested.to_bits()));
+        flags = (flags & !OWN_DEADLINE) | MOVABLE | FOLLOWS;
+    }
+    if flags & FOLLOWS != 0 {
+        // A deadline may come or go with a move: the check must look.
+        flags |= HAS_DEADLINE;
+    }
     let node = Arc::new(Node {
         state: crate::loom::AtomicU64::new(flags),
         parent: parent.cloned(),
@@ -71,7 +113,10 @@ pub(super) fn derive(
         meta,
         shared: Lazy::with(Shared {
             name,
-            extra: Some(Box::new(Extra { deadline_cause })),
+            extra: Some(Box::new(Extra {
+                deadline_cause,
+                own_deadline,
+            })),
             ..Shared::default()
         }),
     });

@@ -21,14 +21,17 @@
 //! `crate::future::wait`), and an `on_done` callback sets an alarm (see
 //! `alarm.rs`), so no timer exists unless something awaits.
 //!
-//! What only a few nodes carry (a deadline's cause) lives in `Extra`, in
-//! the lazily allocated `Shared` (`extra.rs`); a node without any of it
-//! pays nothing for it.
+//! What only a few nodes carry (a deadline's cause, a movable deadline)
+//! lives in `Extra`, in the lazily allocated
+//! `Shared`, and is reached by flag bits in the state word that a
+//! derivation or a check loads anyway (`extra.rs`, `moving.rs`); a node
+//! without any of it pays a test of those bits, nothing more.
 //!
 //! # Invariants
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
-//!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only when the requested deadline is
+//!    requested deadline)`, fixed at derivation (below a movable deadline,
+//!    see 12). `OWN_DEADLINE` is set only when the requested deadline is
 //!    strictly earlier than the parent's (and the parent's had not passed
 //!    yet, invariant 10), so the node named by an expiry is the one whose
 //!    own limit actually bound it; a request no earlier than the parent's
@@ -97,11 +100,33 @@
 //!     (invariant 6), so they never run under one. A callback's alarm holds
 //!     only the deadline and the callback, and is taken out when the
 //!     callback is spent.
+//! 12. A node derived with a movable deadline (`MOVABLE`) keeps its own
+//!     deadline in an atomic in its `Extra`, where its handle moves it; its
+//!     `deadline` field holds only what it inherited. It and every node
+//!     derived below it carry `FOLLOWS`, fixed at derivation (a child takes
+//!     it from the state word `vouch` loads), and their effective deadline
+//!     is the earliest of their field and the moving deadlines of the
+//!     `MOVABLE` nodes on the way up to the topmost one; the node that owns
+//!     an expiry is the uppermost whose own deadline is the effective one.
+//!     A move is clamped to now, so a cancellation recorded before it stays
+//!     earlier (2's order), and does nothing once the node has ended. It
+//!     stores the deadline, then always walks the wait lists at and below
+//!     the node under their locks, as a cancel does: a registration and its
+//!     links take the same locks, so the walk finds every waiter that
+//!     registered before it passed, and a waiter that registered after
+//!     reads the moved deadline, since it reads the deadline after
+//!     registering. When the deadline came earlier the walk takes each
+//!     waker out (leaving one process-wide placeholder, which another move
+//!     leaves alone), wakes it unlocked and puts it back, waking it again
+//!     if its list closed meanwhile; every callback's alarm is set again,
+//!     and re-read until it stands still. A waiter whose timer fires before
+//!     a deadline moved later re-arms it.
 
 mod alarm;
 mod callback;
 mod deadline;
 mod extra;
+mod moving;
 mod slab;
 
 use std::borrow::Cow;
@@ -199,8 +224,17 @@ const BORN_CANCELED: u64 = 1 << 9;
 /// Fixed at derivation: the node asked for a deadline no earlier than the
 /// one it inherited, which clipped it (invariant 1), and `tracing` listened.
 const CLIPPED: u64 = 1 << 13;
+/// Fixed at derivation: the node's own deadline can be moved, by the
+/// handle it was derived with; it lives in the node's `Extra` (invariant 12).
+const MOVABLE: u64 = 1 << 10;
+/// Fixed at derivation: the node is `MOVABLE` or below such a node, so its
+/// effective deadline is found by a walk up to it (invariant 12).
+const FOLLOWS: u64 = 1 << 11;
 /// The flags that say a node is canceled, itself or through an ancestor.
 const ENDED: u64 = CANCELED | CLOSED | BORN_CANCELED;
+/// The flags a child takes from its parent at derivation, from the state
+/// word the derivation loads anyway (see `vouch`).
+const INHERITED: u64 = FOLLOWS;
 
 /// True when a clipped derivation is worth a `tracing` event: something
 /// listens at debug level.
@@ -302,8 +336,8 @@ struct Shared {
     record: OnceLock<Record>,
     /// Set at derivation, never changed.
     name: Option<Cow<'static, str>>,
-    /// What only a few nodes have (a deadline's cause); set at derivation,
-    /// never replaced.
+    /// What only a few nodes have (a deadline's cause, a movable deadline);
+    /// set at derivation, never replaced.
     extra: Option<Box<Extra>>,
     /// The node's lock. Whether the list is closed is the `CLOSED` bit,
     /// written and read under it.
@@ -357,7 +391,9 @@ impl Node {
     ///
     /// `now` is the current instant when the caller read it for an
     /// absolute deadline: the one kind of request that can be earlier than
-    /// a parent's deadline that has already passed.
+    /// a parent's deadline that has already passed. A node below a movable
+    /// deadline (a flag its parent passes on) goes the
+    /// slow way, as one derived with [`derive_cold`](Self::derive_cold).
     #[inline]
     pub(crate) fn derive(
         parent: Option<&Arc<Node>>,
@@ -367,9 +403,10 @@ impl Node {
         meta: Meta,
     ) -> Arc<Node> {
         let (deadline, flags) = Node::fix(parent, requested, now);
-        // What the usual derivation does not have to do: say it was clipped.
-        if flags & CLIPPED != 0 {
-            return Node::derive_slow(parent, deadline, flags, name, meta);
+        // One test for both things the usual derivation does not have to
+        // do: inherit a movable deadline, or say it was clipped.
+        if flags & (INHERITED | CLIPPED) != 0 {
+            return Node::derive_slow(parent, requested, deadline, flags, name, meta);
         }
         Node::plain(parent, deadline, flags, name, meta)
     }
@@ -398,24 +435,28 @@ impl Node {
         })
     }
 
-    /// A derivation that was clipped: out of the way of the usual one.
+    /// A derivation below a movable deadline, or one that was clipped: out of the way of the usual one.
     #[cold]
     #[inline(never)]
     fn derive_slow(
         parent: Option<&Arc<Node>>,
+        requested: Deadline,
         deadline: Deadline,
         flags: u64,
         name: Option<Cow<'static, str>>,
         meta: Meta,
     ) -> Arc<Node> {
+        if flags & INHERITED != 0 {
+            return extra::derive(parent, requested, deadline, flags, Cold::named(name), meta);
+        }
         let node = Node::plain(parent, deadline, flags, name, meta);
         #[cfg(feature = "tracing")]
         node.say_if_clipped(flags);
         node
     }
 
-    /// Derives a node that asks for what only a few do (a deadline's
-    /// cause): its `Extra` is allocated with it.
+    /// Derives a node that asks for what only a few do (a deadline's cause,
+    /// a movable deadline): its `Extra` is allocated with it.
     #[inline(never)]
     pub(crate) fn derive_cold(
         parent: Option<&Arc<Node>>,
@@ -425,7 +466,7 @@ impl Node {
         meta: Meta,
     ) -> Arc<Node> {
         let (deadline, flags) = Node::fix(parent, requested, now);
-        extra::derive(parent, deadline, flags, cold, meta)
+        extra::derive(parent, requested, deadline, flags, cold, meta)
     }
 
     /// The effective deadline a new node starts with and its flags
@@ -493,10 +534,28 @@ impl Node {
         self.parent.as_ref()
     }
 
-    /// The effective deadline (invariant 1).
+    /// The effective deadline (invariants 1 and 12).
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.get()
+        self.effective().get()
+    }
+
+    /// The effective deadline, packed: the one fixed at derivation, or,
+    /// below a movable deadline, the earliest along the way up to it
+    /// (invariant 12).
+    #[inline]
+    fn effective(&self) -> Deadline {
+        if self.state.load(Ordering::Relaxed) & FOLLOWS != 0 {
+            return self.moving_deadline();
+        }
+        self.deadline
+    }
+
+    /// True if the node's deadline may move (invariant 12): a waiter's
+    /// timer must then follow it.
+    #[inline]
+    pub(crate) fn follows_a_move(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & FOLLOWS != 0
     }
 
     /// Whether the wait list is closed (invariant 3); authoritative when read
@@ -514,12 +573,18 @@ impl Node {
         if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
             return state & ENDED != 0;
         }
-        self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed())
+        self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed(state))
     }
 
     /// Reads the clock: kept out of line so that the check above stays small.
-    fn deadline_passed(&self) -> bool {
-        self.deadline.passed_at(Instant::now())
+    /// `state` is the state word loaded by the check.
+    fn deadline_passed(&self, state: u64) -> bool {
+        let deadline = if state & FOLLOWS != 0 {
+            self.moving_deadline()
+        } else {
+            self.deadline
+        };
+        deadline.passed_at(Instant::now())
     }
 
     /// True when this node or an ancestor is canceled, without looking at
@@ -581,20 +646,26 @@ impl Node {
     /// What a new child's state word starts with: the current epoch word if
     /// this node is known not to be canceled at it (invariant 8),
     /// `BORN_CANCELED` if it is (invariant 10), otherwise 0 (unchecked).
+    ///
+    /// The flag a child inherits (`FOLLOWS`) comes with it,
+    /// read from the same load.
     #[inline]
     fn vouch(&self) -> u64 {
         let word = epoch().load(Ordering::Acquire);
         let state = self.state.load(Ordering::Acquire);
-        if state & ENDED != 0 {
-            return BORN_CANCELED;
-        }
-        let live =
-            state & HAS_PARENT == 0 || state & !LOW == word || !self.walk_and_remember(state, word);
-        match (live, word & LOW == 0) {
-            (false, _) => BORN_CANCELED,
-            (true, true) => word,
-            (true, false) => 0,
-        }
+        let vouched = if state & ENDED != 0 {
+            BORN_CANCELED
+        } else {
+            let live = state & HAS_PARENT == 0
+                || state & !LOW == word
+                || !self.walk_and_remember(state, word);
+            match (live, word & LOW == 0) {
+                (false, _) => BORN_CANCELED,
+                (true, true) => word,
+                (true, false) => 0,
+            }
+        };
+        vouched | (state & INHERITED)
     }
 
     /// How this node ended, if it has.
@@ -629,7 +700,8 @@ impl Node {
                 None => break,
             }
         }
-        if self.deadline.is_some() && self.deadline.passed_at(Instant::now()) {
+        let deadline = self.effective();
+        if deadline.is_some() && deadline.passed_at(Instant::now()) {
             return Some(self.deadline_exceeded());
         }
         None
@@ -641,7 +713,7 @@ impl Node {
         // No lock: the record is written once, before `CANCELED`.
         let shared = by.shared.get()?;
         let Record { cause, at, below } = shared.record.get()?;
-        if self.deadline.passed_at(*at) {
+        if self.effective().passed_at(*at) {
             return Some(self.deadline_exceeded());
         }
         if std::ptr::eq(asked, by) {
@@ -654,20 +726,25 @@ impl Node {
     }
 
     pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
-        // Invariant 1: the nearest node with its own deadline set the
-        // effective one. Counting the levels is the error path's: a clipped
-        // step's error says how far up its budget ended.
-        let mut by = self;
-        let mut levels = 0u32;
-        while by.state.load(Ordering::Relaxed) & OWN_DEADLINE == 0 {
-            match &by.parent {
-                Some(parent) => {
-                    by = parent;
-                    levels = levels.saturating_add(1);
+        let (by, levels) = if self.state.load(Ordering::Relaxed) & FOLLOWS != 0 {
+            self.moving_deadline_owner()
+        } else {
+            // Invariant 1: the nearest node with its own deadline set the
+            // effective one. Counting the levels is the error path's: a
+            // clipped step's error says how far up its budget ended.
+            let mut by = self;
+            let mut levels = 0u32;
+            while by.state.load(Ordering::Relaxed) & OWN_DEADLINE == 0 {
+                match &by.parent {
+                    Some(parent) => {
+                        by = parent;
+                        levels = levels.saturating_add(1);
+                    }
+                    None => break,
                 }
-                None => break,
             }
-        }
+            (by, levels)
+        };
         #[cfg(feature = "tracing")]
         if by.state.fetch_or(EXPIRY_REPORTED, Ordering::Relaxed) & EXPIRY_REPORTED == 0 {
             let cause = by.deadline_cause();
@@ -700,7 +777,7 @@ impl Node {
         // compare the record's instant with their own deadlines, so it is
         // read even when this node has none.
         let now = Instant::now();
-        if self.is_canceled() || self.deadline.passed_at(now) {
+        if self.is_canceled() || self.effective().passed_at(now) {
             return false;
         }
         let shared = self.shared.get_or_default();

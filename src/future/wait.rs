@@ -166,6 +166,12 @@ impl Wait {
             let sleep = this
                 .sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            // Below a movable deadline the timer follows the deadline: a move
+            // earlier woke us to get here, a move later finds the timer
+            // early (invariant 12 of the core).
+            if node.follows_a_move() && sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
             if sleep.as_mut().poll(cx).is_ready() {
                 *this.registration = None;
                 let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
