@@ -684,6 +684,24 @@ impl Context {
         Timeout::new(self.derive_private(name, limit, location), f)
     }
 
+    /// [`step`](Self::step) with what only a few derivations ask for.
+    pub(crate) fn step_with<F, Fut>(
+        &self,
+        cold: Cold,
+        limit: Limit,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> Timeout<Fut>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        Timeout::new(
+            self.with_node(self.derive_node_with(cold, limit, location)),
+            f,
+        )
+    }
+
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.node.as_ref()
     }

@@ -334,6 +334,7 @@ impl<'a> MinBudget<'a> {
             Some(granted) if granted < self.min => {
                 let err =
                     Error::insufficient_budget(self.name.clone(), location, own, self.min, granted);
+                crate::report::refused(self.parent, &err);
                 Err(err)
             }
             _ => Ok(()),

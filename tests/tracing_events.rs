@@ -12,7 +12,8 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-/// Records every event as `level message key=value ...`.
+/// Records every event as `level message key=value ...`, and every span
+/// as `span name key=value ...`, its later fields appended.
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
@@ -32,10 +33,18 @@ impl Subscriber for Recorder {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut line = format!("span {}", span.metadata().name());
+        span.record(&mut Line(&mut line));
+        let mut lines = self.0.lock().unwrap();
+        lines.push(line);
+        Id::from_u64(lines.len() as u64)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut lines = self.0.lock().unwrap();
+        let index = span.into_u64() as usize - 1;
+        values.record(&mut Line(&mut lines[index]));
+    }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
         let mut line = format!("{} {}", event.metadata().level(), event.metadata().target());
@@ -169,4 +178,40 @@ fn a_moved_deadline_says_from_where_to_where() {
         "{}",
         lines[0]
     );
+}
+
+#[test]
+fn each_reported_stage_is_a_span_with_its_budget_and_outcome() {
+    let recorder = Recorder::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    rt.block_on(async {
+        let (request, _) = Context::background().child_with_timeout(Duration::from_secs(1));
+        let (request, _report) = request.with_budget_report();
+        let _ = request
+            .named("query")
+            .with_timeout(Duration::from_millis(300), |_ctx| {
+                std::future::pending::<()>()
+            })
+            .await;
+    });
+    let lines = recorder.lines();
+    let span = lines
+        .iter()
+        .find(|l| l.starts_with("span stage"))
+        .expect("a span for the stage");
+    for field in [
+        "name=query",
+        "asked=Some(300ms)",
+        "granted=Some(300ms)",
+        "remaining=Some(1s)",
+        "took=300ms",
+        "outcome=own deadline",
+    ] {
+        assert!(span.contains(field), "{field} in {span}");
+    }
 }

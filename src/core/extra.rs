@@ -1,18 +1,20 @@
-//! What only a few nodes carry: a deadline's cause, a movable deadline. It
-//! lives in the lazily allocated `Shared`, set
+//! What only a few nodes carry: a deadline's cause, a movable deadline, a
+//! stage of a budget report. It lives in the lazily allocated `Shared`, set
 //! at derivation and never replaced, so that a node without any of it (the
 //! usual one) stays seven words and derives on the fast path.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-#[cfg(feature = "tracing")]
 use tokio::time::Instant;
 
 use super::{
     Cause, Deadline, Lazy, Meta, Node, Shared, FOLLOWS, HAS_DEADLINE, MOVABLE, OWN_DEADLINE,
+    RECORDED,
 };
+use crate::error::Error;
 use crate::loom::AtomicU64;
+use crate::report::{Collector, Outcome, Recorder, StageKey, Start};
 
 /// What a derivation asks for beyond a limit: a name, and the options
 /// that cost something only when used, boxed so that the usual derivation
@@ -30,6 +32,12 @@ struct Rare {
     deadline_cause: Option<Cause>,
     /// Its own deadline can be moved (invariant 12).
     movable: bool,
+    /// It is the root of a budget report: every node derived below it is
+    /// a stage of `report`.
+    report: Option<Arc<Collector>>,
+    /// It is a stage under this one, though it has no parent to inherit
+    /// `RECORDED` from (a cleanup's context is a new root).
+    stage_under: Option<StageKey>,
 }
 
 impl Cold {
@@ -67,6 +75,28 @@ impl Cold {
             },
         )
     }
+
+    /// The root of the budget report `collector`.
+    pub(crate) fn report(collector: Arc<Collector>) -> Cold {
+        Cold::with(
+            None,
+            Rare {
+                report: Some(collector),
+                ..Rare::default()
+            },
+        )
+    }
+
+    /// A name, and a stage under `under`.
+    pub(crate) fn stage_under(name: Option<Cow<'static, str>>, under: StageKey) -> Cold {
+        Cold::with(
+            name,
+            Rare {
+                stage_under: Some(under),
+                ..Rare::default()
+            },
+        )
+    }
 }
 
 /// The cold part of a node's state.
@@ -76,6 +106,8 @@ pub(super) struct Extra {
     /// A `MOVABLE` node's own deadline, packed; its handle moves it
     /// (invariant 12).
     pub(super) own_deadline: Option<AtomicU64>,
+    /// Where the node's stage is recorded, for a `RECORDED` node.
+    pub(super) stage: Option<Recorder>,
 }
 
 /// Derives a node that needs its `Extra`: the slow path of `Node::derive`.
@@ -93,6 +125,8 @@ pub(super) fn derive(
     let Rare {
         deadline_cause,
         movable,
+        report,
+        stage_under,
     } = rare.map_or_else(Rare::default, |rare| *rare);
     let mut own_deadline = None;
     if movable {
@@ -106,23 +140,115 @@ pub(super) fn derive(
         // A deadline may come or go with a move: the check must look.
         flags |= HAS_DEADLINE;
     }
-    let node = Arc::new(Node {
-        state: crate::loom::AtomicU64::new(flags),
-        parent: parent.cloned(),
-        deadline,
-        meta,
-        shared: Lazy::with(Shared {
-            name,
-            extra: Some(Box::new(Extra {
-                deadline_cause,
-                own_deadline,
-            })),
-            ..Shared::default()
-        }),
+    let under = stage_under.or_else(|| {
+        if flags & RECORDED == 0 {
+            return None;
+        }
+        parent
+            .and_then(|p| p.stage())
+            .map(|stage| stage.key.clone())
+    });
+    if report.is_some() || under.is_some() {
+        flags |= RECORDED;
+    } else {
+        flags &= !RECORDED;
+    }
+    let node = Arc::new_cyclic(|weak| {
+        let stage = match (report, under) {
+            (Some(collector), _) => Some(Recorder::root(collector)),
+            (None, Some(under)) => {
+                let now = Instant::now();
+                let above = parent
+                    .map(|p| p.effective())
+                    .and_then(Deadline::get)
+                    .map(|d| d.saturating_duration_since(now));
+                // What it asked for, unless less was left above: the clock
+                // read here is a little later than the derivation's, and
+                // must not make every step look clipped.
+                let asked = meta.budget();
+                let granted = match (asked, above) {
+                    (Some(asked), Some(above)) => Some(asked.min(above)),
+                    (asked, above) => asked.or(above),
+                };
+                Some(Collector::begin(
+                    &under,
+                    Start {
+                        name: name.clone(),
+                        location: meta.location,
+                        asked,
+                        granted,
+                        remaining: above,
+                        at: now,
+                        node: weak.clone(),
+                    },
+                ))
+            }
+            (None, None) => None,
+        };
+        Node {
+            state: crate::loom::AtomicU64::new(flags),
+            parent: parent.cloned(),
+            deadline,
+            meta,
+            shared: Lazy::with(Shared {
+                name,
+                extra: Some(Box::new(Extra {
+                    deadline_cause,
+                    own_deadline,
+                    stage,
+                })),
+                ..Shared::default()
+            }),
+        }
     });
     #[cfg(feature = "tracing")]
     node.say_if_clipped(flags);
     node
+}
+
+impl Node {
+    /// Where this node's stage is recorded, if it is below a report.
+    pub(crate) fn stage(&self) -> Option<&Recorder> {
+        if self.state.load(crate::loom::Ordering::Relaxed) & RECORDED == 0 {
+            return None;
+        }
+        self.extra()?.stage.as_ref()
+    }
+
+    /// Cancels this node for a step that was dropped before it finished,
+    /// and records that, if the node is a stage of a report (first: the
+    /// first ending recorded is the one that counts).
+    pub(crate) fn abandon(self: &Arc<Self>, cause: Cause) {
+        if let Some(stage) = self.stage() {
+            stage.end(Instant::now(), Outcome::Dropped, None);
+        }
+        self.cancel(Some(cause));
+    }
+
+    /// How this node ended and when, as a stage: its ending if it has one,
+    /// else completed now.
+    pub(crate) fn stage_end(&self) -> (Outcome, Option<Error>, Instant) {
+        let Some(ending) = self.ending() else {
+            return (Outcome::Completed, None, Instant::now());
+        };
+        let at = ending.at(self);
+        let err = Error::from_ending(self, ending);
+        match Outcome::of(Some(&err)) {
+            Outcome::Completed => (Outcome::Completed, None, at),
+            outcome => (outcome, Some(err), at),
+        }
+    }
+}
+
+/// Records the end of a node's stage as the node goes (invariant 11's
+/// drop, for a `RECORDED` node).
+pub(super) fn stage_dropped(node: &Node) {
+    if let Some(stage) = node.stage() {
+        if !stage.is_root() {
+            let (outcome, err, at) = node.stage_end();
+            stage.end(at, outcome, err.as_ref());
+        }
+    }
 }
 
 /// Tells `tracing` that a derivation asked for more than was left above

@@ -21,8 +21,8 @@
 //! `crate::future::wait`), and an `on_done` callback sets an alarm (see
 //! `alarm.rs`), so no timer exists unless something awaits.
 //!
-//! What only a few nodes carry (a deadline's cause, a movable deadline)
-//! lives in `Extra`, in the lazily allocated
+//! What only a few nodes carry (a deadline's cause, a movable deadline, a
+//! stage of a budget report) lives in `Extra`, in the lazily allocated
 //! `Shared`, and is reached by flag bits in the state word that a
 //! derivation or a check loads anyway (`extra.rs`, `moving.rs`); a node
 //! without any of it pays a test of those bits, nothing more.
@@ -230,11 +230,14 @@ const MOVABLE: u64 = 1 << 10;
 /// Fixed at derivation: the node is `MOVABLE` or below such a node, so its
 /// effective deadline is found by a walk up to it (invariant 12).
 const FOLLOWS: u64 = 1 << 11;
+/// Fixed at derivation: the node is below a budget report (or is the
+/// report's own node), and its `Extra` says where its stage is recorded.
+const RECORDED: u64 = 1 << 12;
 /// The flags that say a node is canceled, itself or through an ancestor.
 const ENDED: u64 = CANCELED | CLOSED | BORN_CANCELED;
 /// The flags a child takes from its parent at derivation, from the state
 /// word the derivation loads anyway (see `vouch`).
-const INHERITED: u64 = FOLLOWS;
+const INHERITED: u64 = FOLLOWS | RECORDED;
 
 /// True when a clipped derivation is worth a `tracing` event: something
 /// listens at debug level.
@@ -336,8 +339,8 @@ struct Shared {
     record: OnceLock<Record>,
     /// Set at derivation, never changed.
     name: Option<Cow<'static, str>>,
-    /// What only a few nodes have (a deadline's cause, a movable deadline);
-    /// set at derivation, never replaced.
+    /// What only a few nodes have (a deadline's cause, a movable deadline,
+    /// a stage of a budget report); set at derivation, never replaced.
     extra: Option<Box<Extra>>,
     /// The node's lock. Whether the list is closed is the `CLOSED` bit,
     /// written and read under it.
@@ -361,15 +364,26 @@ struct WaitList {
 /// How a node ended, as seen from that node.
 #[derive(Debug)]
 pub(crate) enum Ending<'a> {
-    /// Canceled itself, the node that was asked.
-    Canceled { cause: Option<Cause> },
-    /// Canceled through an ancestor: the error all its descendants share.
-    CanceledAbove(Error),
+    /// Canceled itself, the node that was asked, at `at`.
+    Canceled { cause: Option<Cause>, at: Instant },
+    /// Canceled through an ancestor at the instant given: the error all its
+    /// descendants share.
+    CanceledAbove(Error, Instant),
     DeadlineExceeded {
         by: &'a Node,
         /// How many levels above the node that was asked `by` is.
         levels: u32,
     },
+}
+
+impl Ending<'_> {
+    /// When the node ended: the cancellation's instant, or its deadline.
+    pub(crate) fn at(&self, node: &Node) -> Instant {
+        match self {
+            Ending::Canceled { at, .. } | Ending::CanceledAbove(_, at) => *at,
+            Ending::DeadlineExceeded { .. } => node.deadline().unwrap_or_else(Instant::now),
+        }
+    }
 }
 
 /// The shared state behind every clone of one derived context.
@@ -392,7 +406,7 @@ impl Node {
     /// `now` is the current instant when the caller read it for an
     /// absolute deadline: the one kind of request that can be earlier than
     /// a parent's deadline that has already passed. A node below a movable
-    /// deadline (a flag its parent passes on) goes the
+    /// deadline or a budget report (a flag its parent passes on) goes the
     /// slow way, as one derived with [`derive_cold`](Self::derive_cold).
     #[inline]
     pub(crate) fn derive(
@@ -404,7 +418,7 @@ impl Node {
     ) -> Arc<Node> {
         let (deadline, flags) = Node::fix(parent, requested, now);
         // One test for both things the usual derivation does not have to
-        // do: inherit a movable deadline, or say it was clipped.
+        // do: inherit a movable deadline or a report, or say it was clipped.
         if flags & (INHERITED | CLIPPED) != 0 {
             return Node::derive_slow(parent, requested, deadline, flags, name, meta);
         }
@@ -435,7 +449,8 @@ impl Node {
         })
     }
 
-    /// A derivation below a movable deadline, or one that was clipped: out of the way of the usual one.
+    /// A derivation below a movable deadline or a report, or one that was
+    /// clipped: out of the way of the usual one.
     #[cold]
     #[inline(never)]
     fn derive_slow(
@@ -456,7 +471,8 @@ impl Node {
     }
 
     /// Derives a node that asks for what only a few do (a deadline's cause,
-    /// a movable deadline): its `Extra` is allocated with it.
+    /// a movable deadline, a budget report): its `Extra` is allocated with
+    /// it.
     #[inline(never)]
     pub(crate) fn derive_cold(
         parent: Option<&Arc<Node>>,
@@ -647,7 +663,7 @@ impl Node {
     /// this node is known not to be canceled at it (invariant 8),
     /// `BORN_CANCELED` if it is (invariant 10), otherwise 0 (unchecked).
     ///
-    /// The flag a child inherits (`FOLLOWS`) comes with it,
+    /// The flags a child inherits (`FOLLOWS`, `RECORDED`) come with it,
     /// read from the same load.
     #[inline]
     fn vouch(&self) -> u64 {
@@ -719,10 +735,11 @@ impl Node {
         if std::ptr::eq(asked, by) {
             return Some(Ending::Canceled {
                 cause: cause.clone(),
+                at: *at,
             });
         }
         let error = below.get_or_init(|| Error::canceled_above(by, cause.clone()));
-        Some(Ending::CanceledAbove(error.clone()))
+        Some(Ending::CanceledAbove(error.clone(), *at))
     }
 
     pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
@@ -1003,8 +1020,19 @@ impl Node {
     #[inline]
     fn release(&mut self, due: &mut Vec<Arc<Callback>>) {
         // Only a node that something registered on can be linked or hold
-        // callbacks.
-        if self.ever_awaited() {
+        // callbacks; only a recorded one has a stage to end. One load.
+        let state = self.state.load(Ordering::Acquire);
+        if state & (AWAITED | RECORDED) != 0 {
+            self.release_cold(state, due);
+        }
+    }
+
+    #[inline(never)]
+    fn release_cold(&mut self, state: u64, due: &mut Vec<Arc<Callback>>) {
+        if state & RECORDED != 0 {
+            extra::stage_dropped(self);
+        }
+        if state & AWAITED != 0 {
             self.release_awaited(due);
         }
     }

@@ -96,7 +96,7 @@ impl Error {
             Ending::Canceled { cause, .. } => {
                 Error::about(asked, Kind::Canceled(cause), true, Some(0))
             }
-            Ending::CanceledAbove(error) => error,
+            Ending::CanceledAbove(error, _) => error,
             Ending::DeadlineExceeded { by, levels } => Error::about(
                 by,
                 Kind::DeadlineExceeded(by.deadline_cause()),
@@ -138,7 +138,10 @@ impl Error {
     /// or a check said so). Falls back to a plain cancellation of the node
     /// itself, so that a woken waiter always has an answer.
     pub(crate) fn ended(node: &Node) -> Self {
-        let ending = node.ending().unwrap_or(Ending::Canceled { cause: None });
+        let ending = node.ending().unwrap_or_else(|| Ending::Canceled {
+            cause: None,
+            at: tokio::time::Instant::now(),
+        });
         Error::from_ending(node, ending)
     }
 

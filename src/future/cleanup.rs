@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Timeout;
 use crate::context::{Context, Limit};
+use crate::core::Cold;
 
 /// **Cleanup**: bounded work that outlives a cancellation.
 impl Context {
@@ -62,6 +63,14 @@ impl Context {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        self.without_cancel().step(name, limit, location, f)
+        // A new root, with this context's values; below a budget report,
+        // still a stage of it.
+        match crate::report::under(self) {
+            Some(under) => {
+                self.without_cancel()
+                    .step_with(Cold::stage_under(name, under), limit, location, f)
+            }
+            None => self.without_cancel().step(name, limit, location, f),
+        }
     }
 }

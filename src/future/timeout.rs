@@ -83,7 +83,7 @@ pin_project! {
             let this = this.project();
             if !*this.finished {
                 if let Some(child) = this.fut.as_ref().get_ref().context().node() {
-                    child.cancel(Some(Cause::Reason(&FINISHED)));
+                    child.abandon(Cause::Reason(&FINISHED));
                 }
             }
         }
