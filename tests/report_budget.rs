@@ -210,5 +210,17 @@ async fn the_waterfall_and_the_picture_show_every_stage() {
     assert!(render.contains(r#"("request <&>"'s deadline)"#), "{render}");
     assert!(render.contains('|') && render.contains('#'), "{render}");
 
+    let svg = report.svg();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("&lt;&amp;&gt;"), "names are escaped");
+    assert!(!svg.contains("<&>"));
+    assert_eq!(svg.matches("<g>").count(), 2, "a row per stage");
+    assert_eq!(svg.matches("<g>").count(), svg.matches("</g>").count());
+    assert!(svg.contains("deadline 1s"));
+    assert!(
+        svg.contains("stroke-dasharray=\"3 2\""),
+        "render asked for more"
+    );
     assert_eq!(start.elapsed(), Duration::ZERO);
 }

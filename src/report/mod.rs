@@ -12,6 +12,7 @@
 //! collector, each stage's slot) lives in the lazily allocated state that
 //! only recorded contexts get.
 
+mod svg;
 mod waterfall;
 
 use std::borrow::Cow;
@@ -379,8 +380,9 @@ impl Stage {
 /// [`Context::with_budget_report`].
 ///
 /// Read it at any time (a running stage shows as [`Outcome::Running`]),
-/// or print it as a text waterfall ([`waterfall`](Self::waterfall), also
-/// its `Display`). Clones share the same collection.
+/// print it as a text waterfall ([`waterfall`](Self::waterfall), also its
+/// `Display`), or draw it as one self-contained SVG picture
+/// ([`svg`](Self::svg)). Clones share the same collection.
 ///
 /// ```
 /// use std::time::Duration;
@@ -402,6 +404,7 @@ impl Stage {
 /// assert_eq!(outcomes, [Outcome::Completed, Outcome::OwnDeadline]);
 /// let text = report.waterfall();
 /// assert!(text.contains("render") && text.contains("own deadline"));
+/// assert!(report.svg().starts_with("<svg"));
 /// # }
 /// ```
 #[derive(Clone)]
@@ -576,6 +579,23 @@ impl BudgetReport {
     /// ```
     pub fn waterfall(&self) -> String {
         waterfall::render(&self.snapshot())
+    }
+
+    /// The report as one self-contained SVG picture: a bar per stage on the
+    /// request's timeline, the request's deadline as a line, each bar
+    /// coloured by its outcome, and the budget a clipped stage asked for
+    /// drawn faintly behind the one it was granted.
+    ///
+    /// ```
+    /// # use tokio_ctx::Context;
+    /// let (ctx, report) = Context::background().with_budget_report();
+    /// let (_step, _) = ctx.named("step").child();
+    /// let svg = report.svg();
+    /// assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    /// assert!(svg.contains(">step</text>"));
+    /// ```
+    pub fn svg(&self) -> String {
+        svg::render(&self.snapshot())
     }
 
     fn snapshot(&self) -> Snapshot {
