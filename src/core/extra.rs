@@ -30,7 +30,7 @@ pub(crate) struct Cold {
 struct Rare {
     /// The cause its own deadline carries (Go's `WithDeadlineCause`).
     deadline_cause: Option<Cause>,
-    /// Its own deadline can be moved (invariant 12).
+    /// Its own deadline can be moved (invariant 13).
     movable: bool,
     /// It is the root of a budget report: every node derived below it is
     /// a stage of `report`.
@@ -104,7 +104,7 @@ impl Cold {
 pub(super) struct Extra {
     pub(super) deadline_cause: Option<Cause>,
     /// A `MOVABLE` node's own deadline, packed; its handle moves it
-    /// (invariant 12).
+    /// (invariant 13).
     pub(super) own_deadline: Option<AtomicU64>,
     /// Where the node's stage is recorded, for a `RECORDED` node.
     pub(super) stage: Option<Recorder>,
@@ -130,7 +130,7 @@ pub(super) fn derive(
     } = rare.map_or_else(Rare::default, |rare| *rare);
     let mut own_deadline = None;
     if movable {
-        // Invariant 12: the field keeps only what was inherited; the node's
+        // Invariant 13: the field keeps only what was inherited; the node's
         // own deadline moves in `Extra`, and it decides who owns an expiry.
         deadline = parent.map_or(Deadline::NONE, |p| p.deadline);
         own_deadline = Some(AtomicU64::new(requested.to_bits()));

@@ -300,6 +300,45 @@ fn loom_stop_racing_a_cancel_either_prevents_the_call_or_reports_it_ran() {
     });
 }
 
+/// Whether an answer is the asked node's own record.
+fn is_own(ending: &Option<super::Ending<'_>>) -> Option<bool> {
+    match ending {
+        None => None,
+        Some(super::Ending::Canceled { .. }) => Some(true),
+        Some(_) => Some(false),
+    }
+}
+
+#[test]
+fn loom_an_error_once_reported_never_changes() {
+    // Invariant 12: a node and its parent canceled at the same moment. The
+    // reader's answer, whichever cancel it saw, is the one it reads again
+    // once both are over.
+    loom::model(|| {
+        let parent = node(None);
+        let child = node(Some(&parent));
+
+        let parent_canceler = {
+            let parent = Arc::clone(&parent);
+            thread::spawn(move || {
+                parent.cancel(None);
+            })
+        };
+        let reader = {
+            let child = Arc::clone(&child);
+            thread::spawn(move || is_own(&child.ending()))
+        };
+        child.cancel(None);
+        parent_canceler.join().unwrap();
+        let seen = reader.join().unwrap();
+        let last = is_own(&child.ending());
+        assert!(last.is_some(), "both cancels are over");
+        if seen.is_some() {
+            assert_eq!(seen, last, "the error changed after it was reported");
+        }
+    });
+}
+
 /// A root whose deadline, an hour away, its handle can move.
 fn movable() -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
@@ -309,7 +348,7 @@ fn movable() -> Arc<Node> {
 
 #[test]
 fn loom_a_move_earlier_racing_a_registration_reaches_the_waiter() {
-    // Invariant 12: a waiter registers, then reads the deadline to arm its
+    // Invariant 13: a waiter registers, then reads the deadline to arm its
     // timer. The move stores the deadline, then walks the lists: either the
     // waiter reads the moved deadline, or the walk finds and wakes it,
     // through the link its registration made.
@@ -352,7 +391,7 @@ impl Wake for SeesCancel {
 
 #[test]
 fn loom_a_move_racing_a_cancel_loses_no_wakeup() {
-    // Invariant 12: a move takes the waker out and leaves a placeholder;
+    // Invariant 13: a move takes the waker out and leaves a placeholder;
     // a cancel that closes the list meanwhile wakes only the placeholder,
     // so the move wakes the waker once more when it finds the list closed.
     loom::model(|| {

@@ -31,7 +31,7 @@
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
 //!    requested deadline)`, fixed at derivation (below a movable deadline,
-//!    see 12). `OWN_DEADLINE` is set only when the requested deadline is
+//!    see 13). `OWN_DEADLINE` is set only when the requested deadline is
 //!    strictly earlier than the parent's (and the parent's had not passed
 //!    yet, invariant 10), so the node named by an expiry is the one whose
 //!    own limit actually bound it; a request no earlier than the parent's
@@ -100,7 +100,19 @@
 //!     (invariant 6), so they never run under one. A callback's alarm holds
 //!     only the deadline and the callback, and is taken out when the
 //!     callback is spent.
-//! 12. A node derived with a movable deadline (`MOVABLE`) keeps its own
+//! 12. A node's error, once reported, never changes. Records are never
+//!     removed, so only a record written nearer than the one an answer was
+//!     taken from could change it, and two steps rule that out. A cancel
+//!     decides again once its cancellation is in flight (invariant 8): it
+//!     reads the ancestors' `CANCELED` bits and the clock after its addition
+//!     to the epoch word, and gives up if either says the node already
+//!     ended. A reader accepts an answer that is not the node's own record
+//!     only if the epoch word had no cancellation in flight before its walk
+//!     and did not change by its end, and walks again otherwise. The
+//!     addition, the bits and both reads of the word are `SeqCst`, so a
+//!     reader who saw an ancestor's bit that a racing cancel missed also
+//!     sees that cancel in flight, and walks again until its record shows.
+//! 13. A node derived with a movable deadline (`MOVABLE`) keeps its own
 //!     deadline in an atomic in its `Extra`, where its handle moves it; its
 //!     `deadline` field holds only what it inherited. It and every node
 //!     derived below it carry `FOLLOWS`, fixed at derivation (a child takes
@@ -225,10 +237,10 @@ const BORN_CANCELED: u64 = 1 << 9;
 /// one it inherited, which clipped it (invariant 1), and `tracing` listened.
 const CLIPPED: u64 = 1 << 13;
 /// Fixed at derivation: the node's own deadline can be moved, by the
-/// handle it was derived with; it lives in the node's `Extra` (invariant 12).
+/// handle it was derived with; it lives in the node's `Extra` (invariant 13).
 const MOVABLE: u64 = 1 << 10;
 /// Fixed at derivation: the node is `MOVABLE` or below such a node, so its
-/// effective deadline is found by a walk up to it (invariant 12).
+/// effective deadline is found by a walk up to it (invariant 13).
 const FOLLOWS: u64 = 1 << 11;
 /// Fixed at derivation: the node is below a budget report (or is the
 /// report's own node), and its `Extra` says where its stage is recorded.
@@ -550,7 +562,7 @@ impl Node {
         self.parent.as_ref()
     }
 
-    /// The effective deadline (invariants 1 and 12).
+    /// The effective deadline (invariants 1 and 13).
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.effective().get()
@@ -558,7 +570,7 @@ impl Node {
 
     /// The effective deadline, packed: the one fixed at derivation, or,
     /// below a movable deadline, the earliest along the way up to it
-    /// (invariant 12).
+    /// (invariant 13).
     #[inline]
     fn effective(&self) -> Deadline {
         if self.state.load(Ordering::Relaxed) & FOLLOWS != 0 {
@@ -567,7 +579,7 @@ impl Node {
         self.deadline
     }
 
-    /// True if the node's deadline may move (invariant 12): a waiter's
+    /// True if the node's deadline may move (invariant 13): a waiter's
     /// timer must then follow it.
     #[inline]
     pub(crate) fn follows_a_move(&self) -> bool {
@@ -648,6 +660,19 @@ impl Node {
         false
     }
 
+    /// [`walk_ancestors`](Self::walk_ancestors) for `cancel`, ordered with
+    /// the readers of invariant 12.
+    fn walk_ancestors_seq_cst(&self) -> bool {
+        let mut node = self;
+        while let Some(parent) = &node.parent {
+            if parent.state.load(Ordering::SeqCst) & ENDED != 0 {
+                return true;
+            }
+            node = parent;
+        }
+        false
+    }
+
     fn walk_ancestors(&self) -> bool {
         let mut node = self;
         while let Some(parent) = &node.parent {
@@ -698,7 +723,24 @@ impl Node {
                 None => break,
             }
         }
-        from.ending_as_seen_by(self)
+        // Invariant 12: an answer found while no cancellation was in flight,
+        // and none began or ended during the walk, is the final one.
+        let mut round = 0;
+        loop {
+            let before = epoch().load(Ordering::SeqCst);
+            let ending = from.ending_as_seen_by(self);
+            if let Some(Ending::Canceled { .. }) = ending {
+                // The asked node's own record: nothing can come nearer.
+                return ending;
+            }
+            if before & LOW == 0 && epoch().load(Ordering::SeqCst) == before {
+                return ending;
+            }
+            // A cancel is between its check of the ancestors and its record
+            // becoming visible: a few instructions under a lock, no user code.
+            crate::loom::back_off(round);
+            round = round.saturating_add(1);
+        }
     }
 
     /// How this node ended, told to `asked`: itself, or a descendant born
@@ -706,7 +748,8 @@ impl Node {
     fn ending_as_seen_by<'a>(&'a self, asked: &'a Node) -> Option<Ending<'a>> {
         let mut node = self;
         loop {
-            if node.state.load(Ordering::Acquire) & CANCELED != 0 {
+            // SeqCst, paired with `cancel` (invariant 12).
+            if node.state.load(Ordering::SeqCst) & CANCELED != 0 {
                 if let Some(ending) = self.ending_by_record_of(node, asked) {
                     return Some(ending);
                 }
@@ -793,8 +836,7 @@ impl Node {
         // One clock read serves both the check and the record. Descendants
         // compare the record's instant with their own deadlines, so it is
         // read even when this node has none.
-        let now = Instant::now();
-        if self.is_canceled() || self.effective().passed_at(now) {
+        if self.is_canceled() || self.effective().passed_at(Instant::now()) {
             return false;
         }
         let shared = self.shared.get_or_default();
@@ -802,26 +844,42 @@ impl Node {
             let _list = lock(&shared.list);
             if self.is_closed() || shared.record.get().is_some() {
                 // Dropped after unlocking: a cause is user code.
-                Err(cause)
+                Err((cause, false))
             } else {
                 // Invariant 8: in flight before the record can be seen, so
                 // that no check trusts a remembered word until the epoch
                 // has moved past this cancellation.
-                epoch().fetch_add(1, Ordering::Relaxed);
-                // Under the lock, after the checks above: the only writer.
-                let lost = shared.record.set(Record {
-                    cause,
-                    at: now,
-                    below: OnceLock::new(),
-                });
-                // Invariant 2: the bit after the record, released with it
-                // and with the addition above.
-                self.state.fetch_or(CANCELED, Ordering::Release);
-                Ok(lost.err())
+                epoch().fetch_add(1, Ordering::SeqCst);
+                // Invariant 12: decided again once in flight, so that a
+                // reader who already answered for this node from an
+                // ancestor's record or from the deadline is never
+                // contradicted. The clock is read here for the same
+                // reason, and serves the record too: descendants compare
+                // its instant with their own deadlines.
+                let now = Instant::now();
+                if self.walk_ancestors_seq_cst() || self.effective().passed_at(now) {
+                    Err((cause, true))
+                } else {
+                    // Under the lock, after the checks above: the only writer.
+                    let lost = shared.record.set(Record {
+                        cause,
+                        at: now,
+                        below: OnceLock::new(),
+                    });
+                    // Invariant 2: the bit after the record, released with
+                    // it and with the addition above.
+                    self.state.fetch_or(CANCELED, Ordering::SeqCst);
+                    Ok(lost.err())
+                }
             }
         };
         match refused {
-            Err(cause) => {
+            Err((cause, in_flight)) => {
+                if in_flight {
+                    // Out of flight again; moving the epoch up keeps the
+                    // word from ever repeating (invariant 8).
+                    epoch().fetch_add(EPOCH_UNIT - 1, Ordering::Release);
+                }
                 drop(cause);
                 return false;
             }

@@ -168,7 +168,7 @@ impl Wait {
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             // Below a movable deadline the timer follows the deadline: a move
             // earlier woke us to get here, a move later finds the timer
-            // early (invariant 12 of the core).
+            // early (invariant 13 of the core).
             if node.follows_a_move() && sleep.deadline() != deadline {
                 sleep.as_mut().reset(deadline);
             }
