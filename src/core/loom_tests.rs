@@ -343,7 +343,7 @@ fn loom_an_error_once_reported_never_changes() {
 fn movable() -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
     let hour = super::Deadline::from_now(std::time::Duration::from_secs(3600));
-    Node::derive(None, hour, None, super::Cold::movable(None), meta)
+    Node::derive_cold(None, hour, None, super::Cold::movable(None), meta)
 }
 
 #[test]
