@@ -263,7 +263,7 @@ impl Context {
             }
         };
         let meta = Meta::new(location, budget);
-        Arc::new(Node::new(self.node.as_ref(), requested, now, name, meta))
+        Node::derive(self.node.as_ref(), requested, now, name, meta)
     }
 
     /// A context that also carries `value`; looked up by its type with
@@ -584,6 +584,11 @@ impl Context {
 
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.node.as_ref()
+    }
+
+    /// The node and the values, apart.
+    pub(crate) fn into_parts(self) -> (Option<Arc<Node>>, Option<Values>) {
+        (self.node, self.values)
     }
 
     /// The context made of `node` with this context's values.

@@ -91,11 +91,19 @@
 //!     (invariant 6), so they never run under one. A callback's alarm holds
 //!     only the deadline and the callback, and is taken out when the
 //!     callback is spent.
+//! 12. A node's allocation is reused (`spare.rs`) only after
+//!     [`Arc::get_mut`] proved that no other `Arc` or `Weak` to it exists
+//!     (no clone, no descendant, no wait-list entry), and only if nothing
+//!     ever registered on it (invariant 4): it is emptied as its drop would
+//!     empty it (its parent chain released, callbacks there run, invariant
+//!     11), kept in its thread's spares, and overwritten whole by the next
+//!     derivation there. A spare is reachable from nowhere else.
 
 mod alarm;
 mod callback;
 mod deadline;
 mod slab;
+mod spare;
 
 use std::borrow::Cow;
 use std::mem;
@@ -368,6 +376,49 @@ impl Node {
                 None => Lazy::new(),
             },
         }
+    }
+
+    /// Derives a node below `parent`, as [`Node::new`], into a spare
+    /// allocation of this thread's when there is one (see `spare.rs`).
+    #[inline]
+    pub(crate) fn derive(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Arc<Node> {
+        spare::place(Node::new(parent, requested, now, name, meta))
+    }
+
+    /// Drops a combinator's reference to its private child; if it was the
+    /// last one, the allocation becomes one of this thread's spares.
+    #[inline]
+    pub(crate) fn recycle(node: Arc<Node>) {
+        spare::recycle(node);
+    }
+
+    /// Empties a node that nothing else can reach (`&mut`) and that nothing
+    /// ever registered on, releasing what it held as its drop would: its
+    /// parent chain (and the callbacks waiting there, invariant 11) and its
+    /// wait state. False, with the node untouched, if something registered
+    /// on it: that needs the whole of its drop (unlinking, its own
+    /// callbacks).
+    fn empty(&mut self) -> bool {
+        if self.ever_awaited() {
+            return false;
+        }
+        self.state = AtomicU64::new(0);
+        // Its record and name, if it had them; no entry and no link, since
+        // nothing ever registered (invariant 4).
+        self.shared = Lazy::new();
+        release_ancestors(self.parent.take(), Vec::new());
+        true
+    }
+
+    /// True if the node holds nothing, as [`empty`](Self::empty) leaves it.
+    fn is_empty(&self) -> bool {
+        self.parent.is_none() && self.shared.get().is_none()
     }
 
     /// The name given at derivation, if any.
@@ -846,21 +897,27 @@ impl Drop for Node {
         // due now; they run once the chain below is released, unlocked.
         let mut due = Vec::new();
         self.release(&mut due);
-        // Invariant 7: release the chain of parents that only we kept alive
-        // one by one instead of through nested drops.
-        let mut parent = self.parent.take();
-        while let Some(node) = parent {
-            parent = match Arc::into_inner(node) {
-                Some(mut node) => {
-                    node.release(&mut due);
-                    node.parent.take()
-                }
-                None => None,
-            };
-        }
-        if !due.is_empty() {
-            run_due(due);
-        }
+        release_ancestors(self.parent.take(), due);
+    }
+}
+
+/// Releases the chain of parents that only the dropped node kept alive, one
+/// by one instead of through nested drops (invariant 7), and then runs the
+/// callbacks that were still waiting on any of them, with those of the
+/// dropped node in `due` (invariant 11).
+#[inline]
+fn release_ancestors(mut parent: Option<Arc<Node>>, mut due: Vec<Arc<Callback>>) {
+    while let Some(node) = parent {
+        parent = match Arc::into_inner(node) {
+            Some(mut node) => {
+                node.release(&mut due);
+                node.parent.take()
+            }
+            None => None,
+        };
+    }
+    if !due.is_empty() {
+        run_due(due);
     }
 }
 

@@ -148,3 +148,51 @@ fn a_waiter_on_a_child_without_handle_waits_on_the_nearest_parent_with_one() {
     root.handle_dropped();
     assert!(leaf.wait_target().is_none());
 }
+
+fn derive(parent: Option<&Arc<Node>>) -> Arc<Node> {
+    Node::derive(parent, super::Deadline::NONE, None, None, meta())
+}
+
+#[test]
+fn a_recycled_node_is_reused_by_the_next_derivation_on_the_thread() {
+    let root = node(None);
+    let first = derive(Some(&root));
+    let address = Arc::as_ptr(&first);
+    let before = super::spare::count();
+    Node::recycle(first);
+    assert_eq!(super::spare::count(), before + 1);
+    assert_eq!(Arc::strong_count(&root), 1, "a spare keeps no parent alive");
+    let second = derive(Some(&root));
+    assert_eq!(Arc::as_ptr(&second), address, "the same allocation");
+    assert!(!second.is_done());
+    assert!(Arc::ptr_eq(second.parent().unwrap(), &root));
+}
+
+#[test]
+fn a_node_that_someone_else_holds_is_not_recycled() {
+    let root = node(None);
+    let child = derive(Some(&root));
+    let clone = Arc::clone(&child);
+    let before = super::spare::count();
+    Node::recycle(child);
+    assert_eq!(super::spare::count(), before, "a clone is alive");
+    let grandchild = derive(Some(&clone));
+    Node::recycle(clone);
+    assert_eq!(super::spare::count(), before, "a descendant holds it");
+    drop(grandchild);
+}
+
+#[test]
+fn recycling_a_node_with_pending_callbacks_runs_them_as_its_drop_would() {
+    // Invariant 11: a node nothing can end any more runs its callbacks;
+    // the cache must not swallow them with the node's wait state.
+    let fired = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fired);
+    let root = derive(None);
+    root.register(Entry::Callback(Arc::new(super::Callback::new(move || {
+        counter.fetch_add(1, StdOrdering::SeqCst);
+    }))))
+    .unwrap();
+    Node::recycle(root);
+    assert_eq!(fired.load(StdOrdering::SeqCst), 1);
+}
