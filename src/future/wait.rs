@@ -5,6 +5,12 @@
 //! reaches the ancestors), and arms a timer for the effective deadline only
 //! then. Deriving a context therefore never creates a timer; awaiting one
 //! creates exactly one.
+//!
+//! Where the timer lives is the waiter's choice: [`Wait`] boxes it, so that
+//! `Done` and the streams stay small and `Unpin`; [`InlineWait`] keeps it in
+//! place, for the combinators that are pinned anyway and whose every step
+//! that waits would otherwise allocate it (`with_timeout`, `race`: what
+//! `tokio::time::timeout`, their peer in `benches/peers.rs`, does too).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::context::Context;
 use crate::core::{Entry, Node};
@@ -47,24 +53,112 @@ pub(crate) enum DeadlineWatch {
     TimerOnly,
 }
 
-pin_project! {
-    /// The state of one waiter: its registration and its lazily armed timer.
-    #[derive(Debug)]
-    pub(crate) struct Wait {
-        registration: Option<Registration>,
-        // Boxed: a `Sleep` is large, and every combinator future carries a
-        // `Wait` that most never arm. Boxing keeps those futures small and
-        // cheap to move, costs one allocation only when a timer is armed,
-        // and makes `Wait` (and `Done` and the streams built on it) `Unpin`.
-        sleep: Option<Pin<Box<Sleep>>>,
+/// A timer armed the first time a waiter would return `Pending` for a
+/// context with a deadline.
+pub(crate) trait Timer {
+    /// Not armed.
+    fn unarmed() -> Self;
+    /// True once armed.
+    fn is_armed(&self) -> bool;
+    /// Arms the timer for `deadline` if it is not armed, and polls it.
+    fn poll_until(self: Pin<&mut Self>, deadline: Instant, cx: &mut TaskContext<'_>) -> Poll<()>;
+    /// Disarms it.
+    fn disarm(self: Pin<&mut Self>);
+}
+
+/// A boxed timer: a `Sleep` is large, and `Done` and the streams carry a
+/// waiter that most never arm. Boxing keeps them small and cheap to move,
+/// costs one allocation only when a timer is armed, and makes them `Unpin`.
+#[derive(Debug)]
+pub(crate) struct Boxed(Option<Pin<Box<Sleep>>>);
+
+impl Timer for Boxed {
+    fn unarmed() -> Self {
+        Boxed(None)
+    }
+
+    fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn poll_until(
+        mut self: Pin<&mut Self>,
+        deadline: Instant,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        self.0
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut()
+            .poll(cx)
+    }
+
+    #[inline]
+    fn disarm(mut self: Pin<&mut Self>) {
+        if self.0.is_some() {
+            self.0 = None;
+        }
     }
 }
 
-impl Wait {
+pin_project! {
+    /// A timer in place, for waiters inside futures that are pinned anyway.
+    #[derive(Debug)]
+    pub(crate) struct Inline {
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl Timer for Inline {
+    fn unarmed() -> Self {
+        Inline { sleep: None }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.sleep.is_some()
+    }
+
+    fn poll_until(self: Pin<&mut Self>, deadline: Instant, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut sleep = self.project().sleep;
+        if sleep.is_none() {
+            sleep.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match sleep.as_pin_mut() {
+            Some(sleep) => sleep.poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
+    #[inline]
+    fn disarm(self: Pin<&mut Self>) {
+        let mut sleep = self.project().sleep;
+        if sleep.is_some() {
+            sleep.set(None);
+        }
+    }
+}
+
+/// A waiter whose timer is boxed: `Unpin`, and small until armed.
+pub(crate) type Wait = WaitWith<Boxed>;
+
+/// A waiter whose timer is in place: no allocation to arm it.
+pub(crate) type InlineWait = WaitWith<Inline>;
+
+pin_project! {
+    /// The state of one waiter: its registration and its lazily armed timer.
+    #[derive(Debug)]
+    pub(crate) struct WaitWith<T> {
+        registration: Option<Registration>,
+        #[pin]
+        timer: T,
+    }
+}
+
+impl<T: Timer> WaitWith<T> {
     pub(crate) fn new() -> Self {
-        Wait {
+        WaitWith {
             registration: None,
-            sleep: None,
+            timer: T::unarmed(),
         }
     }
 
@@ -75,9 +169,7 @@ impl Wait {
         if this.registration.is_some() {
             *this.registration = None;
         }
-        if this.sleep.is_some() {
-            *this.sleep = None;
-        }
+        this.timer.disarm();
     }
 
     /// Resolves to `ctx`'s error once it has ended; may be polled again after
@@ -120,7 +212,7 @@ impl Wait {
         let this = self.project();
         // Once the timer is armed the deadline is its business: only a
         // cancellation needs checking, without a clock read.
-        let ended = if watch == DeadlineWatch::TimerOnly || this.sleep.is_some() {
+        let ended = if watch == DeadlineWatch::TimerOnly || this.timer.is_armed() {
             node.is_canceled()
         } else {
             node.is_done()
@@ -163,10 +255,7 @@ impl Wait {
         }
 
         if let Some(deadline) = node.deadline() {
-            let sleep = this
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.as_mut().poll(cx).is_ready() {
+            if this.timer.poll_until(deadline, cx).is_ready() {
                 *this.registration = None;
                 let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
                 return Poll::Ready(Error::from_ending(node, ending));

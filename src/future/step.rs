@@ -1,0 +1,176 @@
+//! [`Step`]: a future under a private child context that ends with it, the
+//! part that `with_timeout` and every branch of the fan-out combinators
+//! (`race`, `select_first`, the joins, `as_completed` and the macros) share.
+//!
+//! The child is derived for the future alone: nobody holds its cancel handle,
+//! and only the step (or an ancestor) ends it. The step
+//!
+//! - makes the child [`Context::current`] while the future is polled and
+//!   while it is dropped;
+//! - when the future completes, cancels the child ("the operation it was
+//!   derived for finished") so that what the future started under it stops
+//!   too, unless nobody could tell: no clone of the child is left and
+//!   nothing waits on it;
+//! - when it gives up on the future ([`abandon`](Step::abandon): a loser, a
+//!   sibling's failure, its own drop), cancels the child with the reason and
+//!   then drops the future, so that the drop code already sees why. If
+//!   nothing but the step holds the child, that drop code can only see the
+//!   child through `Context::current()`, and the cancellation is made only
+//!   if it looks (`current.rs`, "Ending on sight");
+//! - hands the child's node back to the thread's spares once it is the last
+//!   one holding it (`core/spare.rs`).
+//!
+//! What must stay cheap (`benches/peers.rs`, "with_timeout(1h, ready)" and
+//! "race of 2"): a step that completes without sharing its child costs one
+//! derivation, two polls' worth of slot swaps and no cancellation; nothing
+//! here allocates beyond the node, and the node usually comes from a spare.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::context::Context;
+use crate::core::{Cause, Node};
+use crate::current::Scoped;
+use crate::error::{Reason, FINISHED, MAKER_PANICKED};
+
+/// The references a step holds to its child: the one in its [`Scoped`].
+const OWN_REFS: usize = 1;
+
+pin_project! {
+    /// A future under its own private child context.
+    pub(crate) struct Step<F> {
+        // The child lives in the scoped future, which makes it current while
+        // the future is polled: no second copy, so no reference counting on
+        // every poll.
+        #[pin]
+        fut: Scoped<F>,
+    }
+
+    impl<F> PinnedDrop for Step<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Before the fields: the child is canceled before the future is
+            // dropped, and the future's drop code sees why.
+            this.abandon(&FINISHED);
+        }
+    }
+}
+
+impl<F> Step<F> {
+    /// Calls `f` with a clone of `child` and runs the future it makes under
+    /// `child`. If `f` panics, `child` is canceled before the panic goes on:
+    /// `f` may have started work under it (spawned a task, handed it to a
+    /// library), and nothing else would ever end it.
+    #[inline]
+    pub(crate) fn new<M>(child: Context, f: M) -> Self
+    where
+        M: FnOnce(Context) -> F,
+    {
+        let fut = make_under(&child, f);
+        Step {
+            fut: Scoped::new(child, fut),
+        }
+    }
+
+    /// The child, until the step has finished (the background context
+    /// after).
+    pub(crate) fn context(&self) -> &Context {
+        self.fut.context()
+    }
+
+    /// True until the future has completed or been given up on.
+    pub(crate) fn is_running(&self) -> bool {
+        self.fut.has_future()
+    }
+
+    /// Gives up on the future: cancels the child with `reason` (when anyone
+    /// could tell, see the module notes), drops the future, and lets the
+    /// child go. Does nothing once the step has finished.
+    pub(crate) fn abandon(self: Pin<&mut Self>, reason: &'static Reason) {
+        let mut fut = self.project().fut;
+        if !fut.has_future() {
+            return;
+        }
+        let lazily = match fut.context().node() {
+            Some(node) if observed(node) => {
+                node.cancel(Some(Cause::Reason(reason)));
+                None
+            }
+            Some(_) => Some(reason),
+            None => None,
+        };
+        fut.as_mut().drop_future(lazily);
+        release(fut.take_context());
+    }
+}
+
+impl<F: Future> Step<F> {
+    /// Polls the future under the child; once it completes, finishes the
+    /// child (see the module notes) and lets it go.
+    ///
+    /// # Panics
+    ///
+    /// When polled after it completed or was abandoned.
+    #[inline]
+    pub(crate) fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let mut fut = self.project().fut;
+        let output = match fut.as_mut().poll(cx) {
+            Poll::Ready(output) => output,
+            Poll::Pending => return Poll::Pending,
+        };
+        // The future is gone, and its copy of the child with it.
+        let child = fut.take_context();
+        if let Some(node) = child.node() {
+            if observed(node) {
+                node.cancel(Some(Cause::Reason(&FINISHED)));
+            }
+        }
+        release(child);
+        Poll::Ready(output)
+    }
+}
+
+/// True if anyone but the step could tell whether its child is canceled: a
+/// clone of the child exists (in the future, a task, a descendant), or
+/// something waits on it.
+#[inline]
+fn observed(node: &Arc<Node>) -> bool {
+    Arc::strong_count(node) > OWN_REFS || node.has_waiters()
+}
+
+/// Lets the step's child go, into the thread's spares if the step held the
+/// last reference.
+#[inline]
+fn release(child: Context) {
+    let (node, values) = child.into_parts();
+    drop(values);
+    if let Some(node) = node {
+        Node::recycle(node);
+    }
+}
+
+/// Calls `f` with a clone of `child`. If `f` panics, `child` is canceled
+/// before the panic goes on: `f` may have started work under it (spawned a
+/// task, handed it to a library), and nothing else would ever end it.
+pub(crate) fn make_under<F, Fut>(child: &Context, f: F) -> Fut
+where
+    F: FnOnce(Context) -> Fut,
+{
+    struct CancelOnUnwind<'a>(Option<&'a Context>);
+
+    impl Drop for CancelOnUnwind<'_> {
+        fn drop(&mut self) {
+            if let Some(node) = self.0.and_then(Context::node) {
+                node.cancel(Some(Cause::Reason(&MAKER_PANICKED)));
+            }
+        }
+    }
+
+    let mut guard = CancelOnUnwind(Some(child));
+    let fut = f(child.clone());
+    guard.0 = None;
+    fut
+}
