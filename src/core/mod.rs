@@ -615,11 +615,15 @@ impl Node {
 
     /// Cancels this node; false if it had already ended.
     pub(crate) fn cancel(self: &Arc<Self>, cause: Option<Cause>) -> bool {
-        // One clock read serves both the check and the record. Descendants
-        // compare the record's instant with their own deadlines, so it is
-        // read even when this node has none.
+        // A repeated cancel (a combinator giving up on steps it already
+        // canceled) costs one load. Otherwise one clock read serves both the
+        // check and the record. Descendants compare the record's instant with
+        // their own deadlines, so it is read even when this node has none.
+        if self.is_canceled() {
+            return false;
+        }
         let now = Instant::now();
-        if self.is_canceled() || self.deadline.passed_at(now) {
+        if self.deadline.passed_at(now) {
             return false;
         }
         let shared = self.shared.get_or_default();
@@ -706,6 +710,7 @@ impl Node {
     /// a lock and an epoch bump on every step that finishes without having
     /// shared its context.
     #[inline]
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn finish(self: &Arc<Self>, cause: Cause, own_refs: usize) {
         if Arc::strong_count(self) <= own_refs && !self.has_waiters() {
             return;

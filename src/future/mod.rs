@@ -11,6 +11,7 @@ pub(crate) mod branches;
 mod cleanup;
 mod done;
 pub(crate) mod fanout;
+pub(crate) mod fixed;
 mod join;
 mod join_all;
 mod race;

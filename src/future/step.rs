@@ -86,6 +86,20 @@ impl<F> Step<F> {
         self.fut.has_future()
     }
 
+    /// Cancels the child with `reason` if the step is running and anyone but
+    /// the step could tell (see the module notes): the first half of giving
+    /// up on several steps at once.
+    pub(crate) fn cancel_if_observed(self: Pin<&mut Self>, reason: &'static Reason) {
+        if !self.fut.has_future() {
+            return;
+        }
+        if let Some(node) = self.fut.context().node() {
+            if observed(node) {
+                node.cancel(Some(Cause::Reason(reason)));
+            }
+        }
+    }
+
     /// Gives up on the future: cancels the child with `reason` (when anyone
     /// could tell, see the module notes), drops the future, and lets the
     /// child go. Does nothing once the step has finished.
@@ -130,6 +144,15 @@ impl<F: Future> Step<F> {
         }
         release(child);
         Poll::Ready(output)
+    }
+}
+
+impl<F> std::fmt::Debug for Step<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("child", self.context())
+            .field("running", &self.is_running())
+            .finish()
     }
 }
 
