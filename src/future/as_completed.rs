@@ -9,7 +9,7 @@ use futures::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use super::branches::CancelRest;
-use super::branches::{BranchSet, Branches, Count, Round};
+use super::branches::{BranchSet, Branches, Round, Shape};
 use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{Error, FINISHED};

@@ -39,6 +39,7 @@ use futures::StreamExt;
 use pin_project_lite::pin_project;
 
 use super::step::Step;
+use super::wait::{Boxed, Timer};
 use crate::context::{Context, Limit};
 use crate::error::{Reason, FINISHED};
 
@@ -72,12 +73,18 @@ impl Round {
     }
 }
 
-/// How many branches a set had, and how many are still running: what the
-/// combinators' `Debug` shows, whatever their futures.
+/// How many branches a set had, how many are still running (what the
+/// combinators' `Debug` shows, whatever their futures), and where its
+/// combinator keeps its timer.
 ///
 /// Public only so that the futures of the fan-out macros can name it.
 #[doc(hidden)]
-pub trait Count {
+pub trait Shape {
+    /// The timer of the combinator's waiter: boxed for the list forms, so
+    /// that they stay `Unpin`; in place for the sets in place, which are
+    /// not `Unpin` anyway unless every branch is.
+    type Timer: Timer;
+
     /// How many branches there were in all.
     fn total(&self) -> usize;
 
@@ -115,7 +122,7 @@ impl<S: GiveUp + ?Sized> CancelRest for S {}
 ///
 /// Public only so that the futures of the fan-out macros can name it.
 #[doc(hidden)]
-pub trait BranchSet: Count + GiveUp {
+pub trait BranchSet: Shape + GiveUp {
     /// The future of one branch.
     type Branch: Future;
 
@@ -244,7 +251,9 @@ impl<F: Future> Branches<F> {
     }
 }
 
-impl<F> Count for Branches<F> {
+impl<F> Shape for Branches<F> {
+    type Timer = Boxed;
+
     fn total(&self) -> usize {
         self.total
     }

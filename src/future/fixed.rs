@@ -18,8 +18,9 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::branches::{BranchSet, Count, GiveUp, Round, Why};
+use super::branches::{BranchSet, GiveUp, Round, Shape, Why};
 use super::step::Step;
+use super::wait::Inline;
 use crate::error::FINISHED;
 
 /// A list of steps, given up on all at once, in two halves.
@@ -180,7 +181,9 @@ impl<L: Abandon> Fixed<L> {
     }
 }
 
-impl<L: Abandon> Count for Fixed<L> {
+impl<L: Abandon> Shape for Fixed<L> {
+    type Timer = Inline;
+
     fn total(&self) -> usize {
         self.total
     }

@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::branches::{BranchSet, Branches, Count};
+use super::branches::{BranchSet, Branches, Shape};
 use super::fanout::{Collect, Transpose, Transposed};
 use super::{JoinAll, TryJoinAll};
 use crate::error::{Error, TryJoinError};
@@ -35,13 +35,13 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct Join<B: Future, S = Branches<B>> {
+    pub struct Join<B: Future, S: Shape = Branches<B>> {
         #[pin]
         inner: JoinAll<B, S>,
     }
 }
 
-impl<B: Future, S> Join<B, S> {
+impl<B: Future, S: Shape> Join<B, S> {
     pub(crate) fn new(inner: JoinAll<B, S>) -> Self {
         Join { inner }
     }
@@ -63,7 +63,7 @@ where
     }
 }
 
-impl<B: Future, S: Count> fmt::Debug for Join<B, S> {
+impl<B: Future, S: Shape> fmt::Debug for Join<B, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join").field("inner", &self.inner).finish()
     }
@@ -96,13 +96,13 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryJoin<B, O, S = Branches<Transposed<B>>> {
+    pub struct TryJoin<B, O, S: Shape = Branches<Transposed<B>>> {
         #[pin]
         inner: TryJoinAll<Transposed<B>, O, S>,
     }
 }
 
-impl<B, O, S> TryJoin<B, O, S> {
+impl<B, O, S: Shape> TryJoin<B, O, S> {
     pub(crate) fn new(inner: TryJoinAll<Transposed<B>, O, S>) -> Self {
         TryJoin { inner }
     }
@@ -125,7 +125,7 @@ where
     }
 }
 
-impl<B, O, S: Count> fmt::Debug for TryJoin<B, O, S> {
+impl<B, O, S: Shape> fmt::Debug for TryJoin<B, O, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryJoin")
             .field("inner", &self.inner)

@@ -9,8 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 
 use super::branches::CancelRest;
-use super::branches::{BranchSet, Branches, Count, Round};
-use super::wait::Wait;
+use super::branches::{BranchSet, Branches, Round, Shape};
+use super::wait::{Wait, WaitWith};
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
 
@@ -101,7 +101,7 @@ impl<F: Future, S: BranchSet<Branch = F>> JoinAll<F, S> {
             outputs: Outputs::new(branches.total()),
             branches,
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
             _branch: PhantomData,
         }
     }
@@ -208,14 +208,14 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct JoinAll<F: Future, S = Branches<F>> {
+    pub struct JoinAll<F: Future, S: Shape = Branches<F>> {
         // The list forms' branches, or those of `join!` in place.
         #[pin]
         branches: S,
         outputs: Outputs<F::Output>,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
         _branch: PhantomData<fn() -> F>,
     }
 }
@@ -249,7 +249,7 @@ impl<F: Future, S: BranchSet<Branch = F>> Future for JoinAll<F, S> {
     }
 }
 
-impl<F: Future, S: Count> std::fmt::Debug for JoinAll<F, S> {
+impl<F: Future, S: Shape> std::fmt::Debug for JoinAll<F, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinAll")
             .field("branches", &self.branches.total())

@@ -11,10 +11,10 @@ use futures::future::Either;
 use pin_project_lite::pin_project;
 
 use super::branches::CancelRest;
-use super::branches::{self, BranchSet, Branches, Count, Round};
+use super::branches::{self, BranchSet, Branches, Round, Shape};
 use super::fixed::{Cons, End, Fixed};
 use super::step::Step;
-use super::wait::Wait;
+use super::wait::WaitWith;
 use crate::context::{Context, Limit};
 use crate::core::Cause;
 use crate::error::{Error, Reason, FINISHED, LOST_RACE};
@@ -159,13 +159,13 @@ impl<F: Future> Race<F> {
     }
 }
 
-impl<F, S> Race<F, S> {
+impl<F, S: Shape> Race<F, S> {
     /// A race of the branches already started, under `ctx`.
     pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         Race {
             branches,
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
             _branch: PhantomData,
         }
     }
@@ -288,14 +288,14 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct Race<F, S = Branches<F>> {
+    pub struct Race<F, S: Shape = Branches<F>> {
         // The list forms' branches (`branches.rs`), or those of a fixed
         // number in place (`fixed.rs`) for `race_either` and `race!`.
         #[pin]
         branches: S,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
         _branch: PhantomData<fn() -> F>,
     }
 }
@@ -321,7 +321,7 @@ impl<F: Future, S: BranchSet<Branch = F>> Future for Race<F, S> {
     }
 }
 
-impl<F, S: Count> std::fmt::Debug for Race<F, S> {
+impl<F, S: Shape> std::fmt::Debug for Race<F, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Race")
             .field("branches", &self.branches.total())

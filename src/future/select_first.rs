@@ -9,8 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 
 use super::branches::CancelRest;
-use super::branches::{BranchSet, Branches, Count, Round};
-use super::wait::Wait;
+use super::branches::{BranchSet, Branches, Round, Shape};
+use super::wait::WaitWith;
 use crate::context::Context;
 use crate::error::{SelectError, FINISHED, LOST_RACE};
 
@@ -62,14 +62,14 @@ impl Context {
     }
 }
 
-impl<F, E, S> SelectFirst<F, E, S> {
+impl<F, E, S: Shape> SelectFirst<F, E, S> {
     /// A selection among the branches already started, under `ctx`.
     pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         SelectFirst {
             branches,
             failures: Some(Vec::new()),
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
             _branch: PhantomData,
         }
     }
@@ -115,14 +115,14 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct SelectFirst<F, E, S = Branches<F>> {
+    pub struct SelectFirst<F, E, S: Shape = Branches<F>> {
         #[pin]
         branches: S,
         // Taken when it completes, which is how it knows it has.
         failures: Option<Vec<(usize, E)>>,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
         _branch: PhantomData<fn() -> F>,
     }
 }
@@ -174,7 +174,7 @@ where
     }
 }
 
-impl<F, E, S: Count> std::fmt::Debug for SelectFirst<F, E, S> {
+impl<F, E, S: Shape> std::fmt::Debug for SelectFirst<F, E, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectFirst")
             .field("branches", &self.branches.total())

@@ -9,9 +9,9 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 
 use super::branches::CancelRest;
-use super::branches::{BranchSet, Branches, Count, Round};
+use super::branches::{BranchSet, Branches, Round, Shape};
 use super::join_all::Outputs;
-use super::wait::Wait;
+use super::wait::WaitWith;
 use crate::context::Context;
 use crate::error::{TryJoinError, FINISHED, SIBLING_FAILED};
 
@@ -70,14 +70,14 @@ impl Context {
     }
 }
 
-impl<F, T, S: Count> TryJoinAll<F, T, S> {
+impl<F, T, S: Shape> TryJoinAll<F, T, S> {
     /// A join of the branches already started, under `ctx`.
     pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         TryJoinAll {
             values: Outputs::new(branches.total()),
             branches,
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
             _branch: PhantomData,
         }
     }
@@ -113,14 +113,14 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryJoinAll<F, T, S = Branches<F>> {
+    pub struct TryJoinAll<F, T, S: Shape = Branches<F>> {
         // The list forms' branches, or those of `try_join!` in place.
         #[pin]
         branches: S,
         values: Outputs<T>,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
         _branch: PhantomData<fn() -> F>,
     }
 }
@@ -170,7 +170,7 @@ where
     }
 }
 
-impl<F, T, S: Count> std::fmt::Debug for TryJoinAll<F, T, S> {
+impl<F, T, S: Shape> std::fmt::Debug for TryJoinAll<F, T, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TryJoinAll")
             .field("branches", &self.branches.total())

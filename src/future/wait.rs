@@ -55,7 +55,10 @@ pub(crate) enum DeadlineWatch {
 
 /// A timer armed the first time a waiter would return `Pending` for a
 /// context with a deadline.
-pub(crate) trait Timer {
+///
+/// Public only so that the futures of the fan-out macros can name it.
+#[doc(hidden)]
+pub trait Timer {
     /// Not armed.
     fn unarmed() -> Self;
     /// True once armed.
@@ -69,8 +72,9 @@ pub(crate) trait Timer {
 /// A boxed timer: a `Sleep` is large, and `Done` and the streams carry a
 /// waiter that most never arm. Boxing keeps them small and cheap to move,
 /// costs one allocation only when a timer is armed, and makes them `Unpin`.
+#[doc(hidden)]
 #[derive(Debug)]
-pub(crate) struct Boxed(Option<Pin<Box<Sleep>>>);
+pub struct Boxed(Option<Pin<Box<Sleep>>>);
 
 impl Timer for Boxed {
     fn unarmed() -> Self {
@@ -102,8 +106,9 @@ impl Timer for Boxed {
 
 pin_project! {
     /// A timer in place, for waiters inside futures that are pinned anyway.
+    #[doc(hidden)]
     #[derive(Debug)]
-    pub(crate) struct Inline {
+    pub struct Inline {
         #[pin]
         sleep: Option<Sleep>,
     }
