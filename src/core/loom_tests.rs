@@ -308,22 +308,22 @@ fn loom_a_recycled_node_is_seen_by_nobody() {
     // holding it when it is recycled; the other never was.
     loom::model(|| {
         let parent = node(None);
-        let linked = Node::derive(
+        let linked = Node::in_spare(Node::new(
             Some(&parent),
             super::Deadline::NONE,
             None,
             None,
             Meta::new(std::panic::Location::caller(), None),
-        );
+        ));
         let (fired, callback) = counting_callback();
         linked.register(Entry::Callback(callback)).unwrap();
-        let plain = Node::derive(
+        let plain = Node::in_spare(Node::new(
             Some(&parent),
             super::Deadline::NONE,
             None,
             None,
             Meta::new(std::panic::Location::caller(), None),
-        );
+        ));
 
         let canceler = {
             let parent = Arc::clone(&parent);
@@ -340,13 +340,13 @@ fn loom_a_recycled_node_is_seen_by_nobody() {
             "only the child nothing ever registered on is kept"
         );
         let other = node(None);
-        let fresh = Node::derive(
+        let fresh = Node::in_spare(Node::new(
             Some(&other),
             super::Deadline::NONE,
             None,
             None,
             Meta::new(std::panic::Location::caller(), None),
-        );
+        ));
         assert_eq!(super::spare::count(), before, "the spare was taken");
         canceler.join().unwrap();
         assert_eq!(

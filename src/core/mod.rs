@@ -378,17 +378,11 @@ impl Node {
         }
     }
 
-    /// Derives a node below `parent`, as [`Node::new`], into a spare
-    /// allocation of this thread's when there is one (see `spare.rs`).
+    /// Puts a new node into a spare allocation of this thread's when there
+    /// is one (see `spare.rs`).
     #[inline]
-    pub(crate) fn derive(
-        parent: Option<&Arc<Node>>,
-        requested: Deadline,
-        now: Option<Instant>,
-        name: Option<Cow<'static, str>>,
-        meta: Meta,
-    ) -> Arc<Node> {
-        spare::place(Node::new(parent, requested, now, name, meta))
+    pub(crate) fn in_spare(node: Node) -> Arc<Node> {
+        spare::place(node)
     }
 
     /// Drops a combinator's reference to its private child; if it was the
@@ -404,6 +398,7 @@ impl Node {
     /// wait state. False, with the node untouched, if something registered
     /// on it: that needs the whole of its drop (unlinking, its own
     /// callbacks).
+    #[inline]
     fn empty(&mut self) -> bool {
         if self.ever_awaited() {
             return false;
@@ -411,8 +406,10 @@ impl Node {
         self.state = AtomicU64::new(0);
         // Its record and name, if it had them; no entry and no link, since
         // nothing ever registered (invariant 4).
-        self.shared = Lazy::new();
-        release_ancestors(self.parent.take(), Vec::new());
+        if self.shared.get().is_some() {
+            self.shared = Lazy::new();
+        }
+        release_ancestors(self.parent.take(), &mut Vec::new());
         true
     }
 
@@ -902,7 +899,7 @@ impl Drop for Node {
         // due now; they run once the chain below is released, unlocked.
         let mut due = Vec::new();
         self.release(&mut due);
-        release_ancestors(self.parent.take(), due);
+        release_ancestors(self.parent.take(), &mut due);
     }
 }
 
@@ -910,19 +907,19 @@ impl Drop for Node {
 /// by one instead of through nested drops (invariant 7), and then runs the
 /// callbacks that were still waiting on any of them, with those of the
 /// dropped node in `due` (invariant 11).
-#[inline]
-fn release_ancestors(mut parent: Option<Arc<Node>>, mut due: Vec<Arc<Callback>>) {
+#[inline(always)]
+fn release_ancestors(mut parent: Option<Arc<Node>>, due: &mut Vec<Arc<Callback>>) {
     while let Some(node) = parent {
         parent = match Arc::into_inner(node) {
             Some(mut node) => {
-                node.release(&mut due);
+                node.release(due);
                 node.parent.take()
             }
             None => None,
         };
     }
     if !due.is_empty() {
-        run_due(due);
+        run_due(std::mem::take(due));
     }
 }
 

@@ -150,7 +150,7 @@ fn a_waiter_on_a_child_without_handle_waits_on_the_nearest_parent_with_one() {
 }
 
 fn derive(parent: Option<&Arc<Node>>) -> Arc<Node> {
-    Node::derive(parent, super::Deadline::NONE, None, None, meta())
+    Node::in_spare(Node::new(parent, super::Deadline::NONE, None, None, meta()))
 }
 
 #[test]
