@@ -163,8 +163,10 @@ impl<F: Future> Future for Slot<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project() {
-            SlotProj::Inline { index, step } => step.poll(cx).map(|out| (*index, out)),
-            SlotProj::Boxed { index, step } => step.as_mut().poll(cx).map(|out| (*index, out)),
+            SlotProj::Inline { index, step } => step.poll_and_finish(cx).map(|out| (*index, out)),
+            SlotProj::Boxed { index, step } => {
+                step.as_mut().poll_and_finish(cx).map(|out| (*index, out))
+            }
         }
     }
 }
@@ -283,7 +285,7 @@ impl<F: Future> BranchSet for Branches<F> {
                         continue;
                     }
                     let Some(step) = slot else { continue };
-                    if let Poll::Ready(output) = step.as_mut().poll(cx) {
+                    if let Poll::Ready(output) = step.as_mut().poll_and_finish(cx) {
                         *slot = None;
                         next = Poll::Ready(Some((index, output)));
                         break;

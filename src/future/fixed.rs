@@ -97,7 +97,7 @@ impl<F: Future, R: List<Branch = F>> List for Cons<F, R> {
     ) -> Poll<(usize, F::Output)> {
         let this = self.project();
         if round.reached(at) && this.head.is_running() {
-            if let Poll::Ready(output) = this.head.poll(cx) {
+            if let Poll::Ready(output) = this.head.poll_and_finish(cx) {
                 return Poll::Ready((at, output));
             }
         }

@@ -54,7 +54,12 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // Before the fields: the child is canceled before the future is
             // dropped, and the future's drop code sees why.
-            this.abandon(&FINISHED);
+            if this.is_running() {
+                this.abandon(&FINISHED);
+            } else if this.fut.context().node().is_some() {
+                // Completed, and its owner did not finish it.
+                this.finish();
+            }
         }
     }
 }
@@ -84,6 +89,25 @@ impl<F> Step<F> {
     /// True until the future has completed or been given up on.
     pub(crate) fn is_running(&self) -> bool {
         self.fut.has_future()
+    }
+
+    /// Once the future has completed: cancels the child ("the operation it
+    /// was derived for finished") if anyone but the step could tell, so that
+    /// what the future started under it stops too, and lets the child go.
+    /// Does nothing the second time.
+    #[inline]
+    pub(crate) fn finish(self: Pin<&mut Self>) {
+        let mut fut = self.project().fut;
+        if fut.has_future() {
+            return;
+        }
+        let child = fut.as_mut().take_context();
+        if let Some(node) = child.node() {
+            if observed(node) {
+                node.cancel(Some(Cause::Reason(&FINISHED)));
+            }
+        }
+        release(child);
     }
 
     /// Cancels the child with `reason` if the step is running and anyone but
@@ -122,27 +146,27 @@ impl<F> Step<F> {
 }
 
 impl<F: Future> Step<F> {
-    /// Polls the future under the child; once it completes, finishes the
-    /// child (see the module notes) and lets it go.
+    /// Polls the future under the child. Once it completes (it is dropped
+    /// then, with the child current), [`finish`](Self::finish) the step: its
+    /// owner first lets go of what else it held of the child (a waiter's
+    /// registration), so that the finish sees who else still holds it.
     ///
     /// # Panics
     ///
     /// When polled after it completed or was abandoned.
     #[inline]
     pub(crate) fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let mut fut = self.project().fut;
-        let output = match fut.as_mut().poll(cx) {
-            Poll::Ready(output) => output,
-            Poll::Pending => return Poll::Pending,
-        };
-        // The future is gone, and its copy of the child with it.
-        let child = fut.take_context();
-        if let Some(node) = child.node() {
-            if observed(node) {
-                node.cancel(Some(Cause::Reason(&FINISHED)));
-            }
-        }
-        release(child);
+        self.project().fut.poll(cx)
+    }
+
+    /// [`poll`](Self::poll), and [`finish`](Self::finish) once it completes.
+    #[inline]
+    pub(crate) fn poll_and_finish(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<F::Output> {
+        let output = std::task::ready!(self.as_mut().poll(cx));
+        self.finish();
         Poll::Ready(output)
     }
 }

@@ -25,18 +25,43 @@ use crate::core::{Entry, Node};
 use crate::error::Error;
 
 /// A waker registered on a node, removed again on drop.
+///
+/// It holds the node *waited on*, and finds the node registered on (that
+/// node or an ancestor, which it keeps alive) by its address. Many waiters
+/// register on one node: a step's waker goes to its parent, and the
+/// waiters on a thousand handle-less children of a request all go to the
+/// request (invariant 9 of the core). Holding that node would make every
+/// waiter touch its reference count, on a cache line all the workers share,
+/// when it registers and again when it is done (`benches/peers.rs`, "cancel
+/// a root with 1,000 awaited children until all woke"); the node waited on
+/// is usually the waiter's own.
 #[derive(Debug)]
 struct Registration {
     node: Arc<Node>,
+    /// The address of the node registered on: `node` or an ancestor.
+    on: usize,
     key: usize,
     /// A copy of the waker in the node's list, so that a poll by the same
     /// task (the usual case) needs no lock to know it is still current.
     waker: Waker,
 }
 
+impl Registration {
+    /// The node registered on.
+    fn target(&self) -> Option<&Arc<Node>> {
+        let mut node = &self.node;
+        while Arc::as_ptr(node) as usize != self.on {
+            node = node.parent()?;
+        }
+        Some(node)
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.node.deregister(self.key);
+        if let Some(target) = self.target() {
+            target.deregister(self.key);
+        }
     }
 }
 
@@ -200,7 +225,8 @@ impl<T: Timer> WaitWith<T> {
         self.poll_wait_via(node, node.wait_target(), DeadlineWatch::CheckFirst, cx)
     }
 
-    /// Waits for `node` to end, with the waker registered on `register_on`.
+    /// Waits for `node` to end, with the waker registered on `register_on`,
+    /// which is `node` or one of its ancestors.
     ///
     /// A combinator whose child nobody but its ancestors can cancel (its
     /// handle is private) registers on the parent instead of the child: the
@@ -231,15 +257,21 @@ impl<T: Timer> WaitWith<T> {
             (Some(registration), _) if registration.waker.will_wake(cx.waker()) => true,
             (Some(registration), _) => {
                 registration.waker.clone_from(cx.waker());
-                registration.node.update_waker(registration.key, cx.waker())
+                match registration.target() {
+                    Some(target) => target.update_waker(registration.key, cx.waker()),
+                    None => false,
+                }
             }
             (None, Some(target)) => match target.register(Entry::Waker(cx.waker().clone())) {
                 Ok(key) => {
-                    *this.registration = Some(Registration {
-                        node: Arc::clone(target),
+                    let registration = Registration {
+                        node: Arc::clone(node),
+                        on: Arc::as_ptr(target) as usize,
                         key,
                         waker: cx.waker().clone(),
-                    });
+                    };
+                    debug_assert!(registration.target().is_some(), "not an ancestor");
+                    *this.registration = Some(registration);
                     true
                 }
                 Err(_) => false,
