@@ -48,12 +48,14 @@ use tokio::time::Instant;
 use tokio_ctx::{CancelHandle, Context};
 use tokio_util::sync::CancellationToken;
 
-/// Counts the bytes live on the heap, and the most live at once since the
-/// last reset, so that memory per request in flight can be read off a run.
+/// Counts the bytes live on the heap, the most live at once since the last
+/// reset, and the allocations made, so that memory per request in flight
+/// and allocations per request can be read off a run.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -80,6 +82,7 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 fn grew(size: isize) {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
     PEAK.fetch_max(live, Ordering::Relaxed);
 }
@@ -245,6 +248,8 @@ struct Run {
     p99_completed: Duration,
     /// Peak heap above the baseline, divided by the requests in flight.
     bytes_per_request: f64,
+    /// Allocations (and reallocations) made during the run, per request.
+    allocations_per_request: f64,
     /// Requests that completed (the rest were canceled or out of budget).
     completed: usize,
 }
@@ -268,6 +273,7 @@ where
         .collect();
     let baseline = LIVE.load(Ordering::Relaxed);
     PEAK.store(baseline, Ordering::Relaxed);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let start = StdInstant::now();
     let records: Vec<Vec<(Duration, bool)>> = rt.block_on(async {
         let clients: Vec<_> = records
@@ -299,6 +305,7 @@ where
     });
     let elapsed = start.elapsed();
     let peak = PEAK.load(Ordering::Relaxed) - baseline;
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
     let mut all: Vec<Duration> = records.iter().flatten().map(|&(d, _)| d).collect();
     let mut done: Vec<Duration> = records
         .iter()
@@ -318,6 +325,7 @@ where
         p50_completed: at(&done, 0.50),
         p99_completed: at(&done, 0.99),
         bytes_per_request: peak.max(0) as f64 / in_flight as f64,
+        allocations_per_request: allocations as f64 / requests as f64,
         completed: completed.load(Ordering::Relaxed),
     }
 }
@@ -426,7 +434,7 @@ fn main() {
                 options.requests
             );
         }
-        let rows: [Row; 6] = [
+        let rows: [Row; 7] = [
             ("requests/s", |r| r.per_second, ""),
             ("p50 latency", |r| r.p50.as_secs_f64() * 1e6, " µs"),
             ("p99 latency", |r| r.p99.as_secs_f64() * 1e6, " µs"),
@@ -441,6 +449,7 @@ fn main() {
                 " µs",
             ),
             ("heap per request in flight", |r| r.bytes_per_request, " B"),
+            ("allocations per request", |r| r.allocations_per_request, ""),
         ];
         for (figure, read, unit) in rows {
             let ratios: Vec<f64> = ours
@@ -448,10 +457,15 @@ fn main() {
                 .zip(&theirs)
                 .map(|(o, t)| read(o) / read(t))
                 .collect();
-            let ours_median = median(ours.iter().map(read).collect());
-            let theirs_median = median(theirs.iter().map(read).collect());
+            // Small figures (allocations per request) with a decimal.
+            let show = |v: f64| match v {
+                v if v < 100.0 => format!("{v:.1}"),
+                v => format!("{v:.0}"),
+            };
+            let ours_median = show(median(ours.iter().map(read).collect()));
+            let theirs_median = show(median(theirs.iter().map(read).collect()));
             println!(
-                "| {workers} | {figure} | {ours_median:.0}{unit} | {theirs_median:.0}{unit} | {:.2} | {} |",
+                "| {workers} | {figure} | {ours_median}{unit} | {theirs_median}{unit} | {:.2} | {} |",
                 median(ratios.clone()),
                 range(&ratios),
             );
