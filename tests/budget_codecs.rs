@@ -5,7 +5,8 @@
 //!
 //! Each codec is described once by an implementation of [`Codec`]; the
 //! `codec_properties!` macro then states every property for it. A new
-//! header is one `impl` and one line.
+//! header is one `impl` and one line. The millisecond headers
+//! (`connect-timeout-ms`, a plain one) need the `http` feature.
 
 use std::time::Duration;
 
@@ -187,5 +188,150 @@ macro_rules! codec_properties {
 }
 
 codec_properties!(grpc_timeout, Grpc);
-// When the headers `connect-timeout-ms` and a plain milliseconds header
-// get decoders: implement `Codec` for each and add a line here.
+
+/// The millisecond headers, through the set a server reads and a client
+/// writes (feature `http`): Connect's `connect-timeout-ms`, and a plain
+/// header whose name the services agree on.
+#[cfg(feature = "http")]
+mod millis {
+    use super::*;
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    use tokio_ctx::headers::{BudgetHeaders, Parsing};
+
+    const PLAIN: HeaderName = HeaderName::from_static("x-timeout-ms");
+
+    /// Reads `value` as the only header of `headers`' set, strictly.
+    fn decode_in(
+        headers: BudgetHeaders,
+        name: HeaderName,
+        value: &[u8],
+    ) -> Result<Duration, String> {
+        let value = HeaderValue::from_bytes(value).map_err(|e| e.to_string())?;
+        let mut map = HeaderMap::new();
+        map.insert(name, value);
+        match headers.parsing(Parsing::Strict).read(&map) {
+            Ok(Some(budget)) => Ok(budget),
+            Ok(None) => Err("no budget read".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn encode_in(headers: BudgetHeaders, name: HeaderName, budget: Duration) -> String {
+        let mut map = HeaderMap::new();
+        headers.write(budget, &mut map);
+        map[name].to_str().unwrap().to_owned()
+    }
+
+    /// One to ten digits, with leading zeros at times.
+    fn valid_millis(number: u64, choice: u8) -> String {
+        let digits = number % 10_000_000_000;
+        let width = usize::from(choice) % 11;
+        let value = format!("{digits:0width$}");
+        if value.len() > 10 {
+            format!("{}", digits % 10)
+        } else {
+            value
+        }
+    }
+
+    pub(super) struct Connect;
+
+    impl Codec for Connect {
+        // Connect wants a positive value: a spent budget goes out as 1 ms.
+        const FLOOR: Duration = Duration::from_millis(1);
+        const MAX: Duration = Duration::from_millis(9_999_999_999);
+
+        fn encode(budget: Duration) -> String {
+            encode_in(
+                BudgetHeaders::none().connect(),
+                http::HeaderName::from_static("connect-timeout-ms"),
+                budget,
+            )
+        }
+
+        fn decode(value: &[u8]) -> Result<Duration, String> {
+            decode_in(
+                BudgetHeaders::none().connect(),
+                http::HeaderName::from_static("connect-timeout-ms"),
+                value,
+            )
+        }
+
+        fn max_loss(_budget: Duration) -> Duration {
+            // Rounded down to the millisecond.
+            Duration::from_millis(1)
+        }
+
+        fn of_context(ctx: &Context) -> Option<String> {
+            ctx.remaining().map(Self::encode)
+        }
+
+        fn valid(number: u64, choice: u8) -> String {
+            valid_millis(number, choice)
+        }
+    }
+
+    pub(super) struct Plain;
+
+    impl Codec for Plain {
+        // A plain header may say zero: the budget is spent.
+        const FLOOR: Duration = Duration::ZERO;
+        const MAX: Duration = Duration::from_millis(9_999_999_999);
+
+        fn encode(budget: Duration) -> String {
+            encode_in(BudgetHeaders::none().millis(PLAIN), PLAIN, budget)
+        }
+
+        fn decode(value: &[u8]) -> Result<Duration, String> {
+            decode_in(BudgetHeaders::none().millis(PLAIN), PLAIN, value)
+        }
+
+        fn max_loss(_budget: Duration) -> Duration {
+            Duration::from_millis(1)
+        }
+
+        fn of_context(ctx: &Context) -> Option<String> {
+            ctx.remaining().map(Self::encode)
+        }
+
+        fn valid(number: u64, choice: u8) -> String {
+            valid_millis(number, choice)
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Read leniently (the default, as tonic reads), anything at all is
+        /// a budget no larger than the header can say, or nothing: never a
+        /// panic, never an error.
+        #[test]
+        fn lenient_reading_never_fails_nor_panics(bytes in header_bytes(), text in ".{0,40}") {
+            for value in [bytes.as_slice(), text.as_bytes()] {
+                let Ok(value) = HeaderValue::from_bytes(value) else { continue };
+                let mut map = HeaderMap::new();
+                map.insert("grpc-timeout", value.clone());
+                map.insert("connect-timeout-ms", value.clone());
+                map.insert(PLAIN, value);
+                let read = BudgetHeaders::default().millis(PLAIN).read(&map);
+                prop_assert!(read.is_ok(), "{:?}", read);
+            }
+        }
+
+        /// Several headers at once: the tightest wins, so a caller cannot
+        /// stretch its budget by sending a looser one beside it.
+        #[test]
+        fn the_tightest_header_wins(a in 0..10_000_000u64, b in 0..10_000_000u64) {
+            let mut map = HeaderMap::new();
+            map.insert("connect-timeout-ms", HeaderValue::from(a));
+            map.insert(PLAIN, HeaderValue::from(b));
+            let read = BudgetHeaders::none().connect().millis(PLAIN).read(&map).unwrap();
+            prop_assert_eq!(read, Some(Duration::from_millis(a.min(b))));
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+codec_properties!(connect_timeout_ms, millis::Connect);
+#[cfg(feature = "http")]
+codec_properties!(plain_millis, millis::Plain);

@@ -1,7 +1,7 @@
-//! The server layer reading any `grpc-timeout` header a caller sends: a
-//! malformed value is refused with `InvalidGrpcTimeout` before the handler
-//! runs, a valid one gives the handler no more than it asks for, and
-//! nothing panics.
+//! The server layer reading any budget header a caller sends, strictly and
+//! leniently: a value strict reading refuses is refused before the handler
+//! runs (strict) or ignored (lenient); any other gives the handler no more
+//! than it asks for; nothing panics.
 #![no_main]
 
 use std::convert::Infallible;
@@ -10,19 +10,26 @@ use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
-use tokio_ctx::tower::{RequestContextLayer, GRPC_TIMEOUT};
-use tokio_ctx::{Context, GrpcTimeout, InvalidGrpcTimeout};
+use tokio_ctx::headers::{
+    BudgetHeaders, InvalidBudgetHeader, Parsing, CONNECT_TIMEOUT_MS, GRPC_TIMEOUT,
+};
+use tokio_ctx::tower::RequestContextLayer;
+use tokio_ctx::Context;
 use tower_layer::Layer;
 use tower_service::Service;
+
+/// What the handler was given, carried back in the response's extensions.
+#[derive(Clone, Copy)]
+struct Given(Option<Duration>);
 
 /// Answers with the budget its request context was given.
 struct Remaining;
 
 impl Service<Request<()>> for Remaining {
-    type Response = Response<Option<Duration>>;
+    type Response = Response<String>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;
 
@@ -35,7 +42,9 @@ impl Service<Request<()>> for Remaining {
             .extensions()
             .get::<Context>()
             .expect("the layer adds it");
-        ready(Ok(Response::new(ctx.remaining())))
+        let mut response = Response::new(String::new());
+        response.extensions_mut().insert(Given(ctx.remaining()));
+        ready(Ok(response))
     }
 }
 
@@ -53,32 +62,54 @@ fn runtime() -> &'static Runtime {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = HeaderValue::from_bytes(data) else {
+    let Some((&choice, value)) = data.split_first() else {
+        return;
+    };
+    let Ok(value) = HeaderValue::from_bytes(value) else {
         return; // http would not deliver it
     };
-    let request = Request::builder()
-        .header(GRPC_TIMEOUT, value)
-        .body(())
-        .unwrap();
-    let expected = GrpcTimeout::from_bytes(data);
-    let mut service = RequestContextLayer::new(Context::background()).layer(Remaining);
+    let name: HeaderName = if choice & 1 == 0 {
+        GRPC_TIMEOUT
+    } else {
+        CONNECT_TIMEOUT_MS
+    };
+    let parsing = if choice & 2 == 0 {
+        Parsing::Strict
+    } else {
+        Parsing::Lenient
+    };
+    let headers = BudgetHeaders::default().parsing(parsing);
+    let mut alone = HeaderMap::new();
+    alone.insert(name.clone(), value.clone());
+    let expected = headers.read(&alone);
+
+    let request = Request::builder().header(name, value).body(()).unwrap();
+    let mut service = RequestContextLayer::new(Context::background())
+        .headers(headers)
+        .layer(Remaining);
     // The call derives the context: inside the runtime, on its paused clock.
     let answer = runtime().block_on(async { service.call(request).await });
     match (expected, answer) {
         (Ok(asked), Ok(response)) => {
-            let given = *response.body();
-            // A budget too long to store as a deadline (centuries) gives
-            // no deadline; any other is exactly what was asked.
-            match given {
-                Some(given) => assert_eq!(given, asked.duration()),
-                None => assert!(asked.duration() > Duration::from_secs(200 * 365 * 86_400)),
+            let Given(given) = *response
+                .extensions()
+                .get::<Given>()
+                .expect("the handler ran");
+            match (asked, given) {
+                (None, None) => {}
+                // A budget too long to store as a deadline (centuries)
+                // gives no deadline; any other is exactly what was asked.
+                (Some(asked), Some(given)) => assert_eq!(given, asked),
+                (Some(asked), None) => assert!(asked > Duration::from_secs(200 * 365 * 86_400)),
+                (None, Some(given)) => panic!("no budget asked, {given:?} given"),
             }
         }
-        (Err(_), Err(refused)) => assert!(refused.is::<InvalidGrpcTimeout>()),
-        (Ok(_), Err(err)) => {
+        (Err(_), Err(refused)) => assert!(refused.is::<InvalidBudgetHeader>(), "{refused}"),
+        (Ok(asked), Err(err)) => {
             // Only an expired context fails a valid call: a zero budget.
             let err = err.downcast::<tokio_ctx::Error>().expect("a context error");
-            assert!(err.is_deadline_exceeded());
+            assert!(err.is_deadline_exceeded(), "{err}");
+            assert_eq!(asked, Some(Duration::ZERO));
         }
         (Err(malformed), Ok(_)) => panic!("{malformed} reached the handler"),
     }
