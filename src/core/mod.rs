@@ -400,6 +400,8 @@ impl Node {
     /// callbacks).
     #[inline]
     fn empty(&mut self) -> bool {
+        // Invariant 12: a node that was registered on may still be reached
+        // through a wait list it was linked into; only its drop may empty it.
         if self.ever_awaited() {
             return false;
         }

@@ -47,8 +47,8 @@ use crate::error::{Reason, FINISHED};
 /// `FuturesUnordered`.
 pub(crate) const FEW: usize = 8;
 
-/// How far one poll of a combinator has got through its branches: each
-/// branch is polled at most once per round, and a set reports `Pending`
+/// How far one poll of a combinator has got through its branches (S6 of
+/// `step.rs`): each branch is polled at most once per round, and a set reports `Pending`
 /// only once every running branch was polled in the round.
 ///
 /// A combinator makes a new one on every poll (it lives on the stack), so a
@@ -281,6 +281,7 @@ impl<F: Future> BranchSet for Branches<F> {
             Set::Few(steps) => {
                 let mut next = Poll::Pending;
                 for (index, slot) in steps.iter_mut().enumerate() {
+                    // S6 of `step.rs`: once per round.
                     if !round.reached(index) {
                         continue;
                     }
@@ -316,6 +317,7 @@ impl<F> Branches<F> {
             return;
         }
         self.running = 0;
+        // S3: every observed child canceled before any future is dropped.
         self.each(|step| step.cancel_if_observed(reason));
         self.each(|step| step.abandon(reason));
         // Dropped, not cleared: `FuturesUnordered::clear` allocates a new

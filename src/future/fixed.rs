@@ -96,6 +96,7 @@ impl<F: Future, R: List<Branch = F>> List for Cons<F, R> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<(usize, F::Output)> {
         let this = self.project();
+        // S6 of `step.rs`: once per round.
         if round.reached(at) && this.head.is_running() {
             if let Poll::Ready(output) = this.head.poll_and_finish(cx) {
                 return Poll::Ready((at, output));
@@ -176,6 +177,8 @@ impl<L: Abandon> Fixed<L> {
         }
         *this.running = 0;
         let mut list = this.list;
+        // S3 of `step.rs`: every observed child canceled, then the futures
+        // dropped.
         list.as_mut().cancel_if_observed(why);
         list.abandon(why);
     }

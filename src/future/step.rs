@@ -20,6 +20,36 @@
 //! - hands the child's node back to the thread's spares once it is the last
 //!   one holding it (`core/spare.rs`).
 //!
+//! # Invariants
+//!
+//! Numbered as in `docs/design.md` ("The step engine's invariants"), and
+//! referred to by number in this module, `branches.rs`, `fixed.rs` and
+//! `timeout.rs`:
+//!
+//! - **S1.** The step holds [`OWN_REFS`] reference to its child, in its
+//!   [`Scoped`]; every other reference was handed out by the future (or a
+//!   waiter) and shows in the child's strong count.
+//! - **S2.** A cancellation of the child is skipped only when nobody could
+//!   tell: the strong count is the step's own and nothing waits on the
+//!   child ([`observed`]). When giving up, it is deferred rather than
+//!   skipped: `Context::current()` makes it if the drop code asks.
+//! - **S3.** Giving up cancels before it drops: the child is canceled (or
+//!   marked for ending on sight) before the future is dropped, and the
+//!   future is dropped with the child current. A set gives up on all its
+//!   branches in two passes: every observed child is canceled, then the
+//!   futures are dropped.
+//! - **S4.** Whatever else the step's owner holds of the child (a waiter's
+//!   registration) is let go before the step finishes or gives up, so that
+//!   S2 reads a count that means something.
+//! - **S5.** The child's node goes back to the spares only through
+//!   [`release`], after the step's last use of it, and only if the step's
+//!   reference was the last (invariant 12 of the core).
+//! - **S6.** A set polls each running branch at most once per [`Round`] and
+//!   returns `Pending` only after every running branch was polled in the
+//!   round; a round lives on the stack of one poll of the combinator.
+//!
+//! [`Round`]: super::branches::Round
+//!
 //! What must stay cheap (`benches/peers.rs`, "with_timeout(1h, ready)" and
 //! "race of 2"): a step that completes without sharing its child costs one
 //! derivation, two polls' worth of slot swaps and no cancellation; nothing
@@ -37,7 +67,8 @@ use crate::core::{Cause, Node};
 use crate::current::Scoped;
 use crate::error::{Reason, FINISHED, MAKER_PANICKED};
 
-/// The references a step holds to its child: the one in its [`Scoped`].
+/// The references a step holds to its child: the one in its [`Scoped`]
+/// (S1).
 const OWN_REFS: usize = 1;
 
 pin_project! {
@@ -103,6 +134,7 @@ impl<F> Step<F> {
         }
         let child = fut.as_mut().take_context();
         if let Some(node) = child.node() {
+            // S2: skipped when nobody could tell.
             if observed(node) {
                 node.cancel(Some(Cause::Reason(&FINISHED)));
             }
@@ -132,6 +164,8 @@ impl<F> Step<F> {
         if !fut.has_future() {
             return;
         }
+        // S3: canceled (or marked to be, S2) before the future is dropped,
+        // and the future is dropped with the child current.
         let lazily = match fut.context().node() {
             Some(node) if observed(node) => {
                 node.cancel(Some(Cause::Reason(reason)));
@@ -182,14 +216,15 @@ impl<F> std::fmt::Debug for Step<F> {
 
 /// True if anyone but the step could tell whether its child is canceled: a
 /// clone of the child exists (in the future, a task, a descendant), or
-/// something waits on it.
+/// something waits on it (S1, S2). A count read while no one else holds the
+/// child cannot go up behind our back: only a holder can clone it.
 #[inline]
 fn observed(node: &Arc<Node>) -> bool {
     Arc::strong_count(node) > OWN_REFS || node.has_waiters()
 }
 
 /// Lets the step's child go, into the thread's spares if the step held the
-/// last reference.
+/// last reference (S5).
 #[inline]
 fn release(child: Context) {
     let (node, values) = child.into_parts();

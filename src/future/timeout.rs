@@ -75,9 +75,10 @@ pin_project! {
 
     impl<F> PinnedDrop for Timeout<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Before the step gives up on its child: the registration holds
-            // the child too, and would make the step cancel it eagerly. (A
-            // finished step has let go of its registration already.)
+            // Before the step gives up on its child (S4 of `step.rs`): the
+            // registration holds the child too, and would make the step
+            // cancel it eagerly. (A finished step has let go of its
+            // registration already.)
             let this = this.project();
             if !*this.finished {
                 this.wait.clear();
@@ -138,8 +139,8 @@ impl<F: Future> Future for Timeout<F> {
         }
         if let Poll::Ready(output) = this.step.as_mut().poll(cx) {
             *this.finished = true;
-            // Stop waiting first: the registration holds the child, which is
-            // not a reason to cancel it.
+            // Stop waiting first (S4 of `step.rs`): the registration holds
+            // the child, which is not a reason to cancel it.
             this.wait.clear();
             this.step.finish();
             return Poll::Ready(Ok(output));
