@@ -86,3 +86,21 @@ impl<T: Default> Lazy<T> {
         return &self.0;
     }
 }
+
+/// Lets another thread make progress while this one waits for a short
+/// critical section elsewhere to finish: spins for the first few `round`s,
+/// then yields to the scheduler. Under loom, always a modeled yield, so that
+/// a model does not spin forever.
+pub(crate) fn back_off(round: u32) {
+    #[cfg(not(tokio_ctx_loom))]
+    if round < 16 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    #[cfg(tokio_ctx_loom)]
+    {
+        let _ = round;
+        loom::thread::yield_now();
+    }
+}

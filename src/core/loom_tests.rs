@@ -359,3 +359,42 @@ fn loom_a_recycled_node_is_seen_by_nobody() {
         assert_eq!(parent.waiting(), 0, "no entry left behind");
     });
 }
+
+/// Whether an answer is the asked node's own record.
+fn is_own(ending: &Option<super::Ending<'_>>) -> Option<bool> {
+    match ending {
+        None => None,
+        Some(super::Ending::Canceled { .. }) => Some(true),
+        Some(_) => Some(false),
+    }
+}
+
+#[test]
+fn loom_an_error_once_reported_never_changes() {
+    // Invariant 12: a node and its parent canceled at the same moment. The
+    // reader's answer, whichever cancel it saw, is the one it reads again
+    // once both are over.
+    loom::model(|| {
+        let parent = node(None);
+        let child = node(Some(&parent));
+
+        let parent_canceler = {
+            let parent = Arc::clone(&parent);
+            thread::spawn(move || {
+                parent.cancel(None);
+            })
+        };
+        let reader = {
+            let child = Arc::clone(&child);
+            thread::spawn(move || is_own(&child.ending()))
+        };
+        child.cancel(None);
+        parent_canceler.join().unwrap();
+        let seen = reader.join().unwrap();
+        let last = is_own(&child.ending());
+        assert!(last.is_some(), "both cancels are over");
+        if seen.is_some() {
+            assert_eq!(seen, last, "the error changed after it was reported");
+        }
+    });
+}

@@ -91,7 +91,19 @@
 //!     (invariant 6), so they never run under one. A callback's alarm holds
 //!     only the deadline and the callback, and is taken out when the
 //!     callback is spent.
-//! 12. A node's allocation is reused (`spare.rs`) only after
+//! 12. A node's error, once reported, never changes. Records are never
+//!     removed, so only a record written nearer than the one an answer was
+//!     taken from could change it, and two steps rule that out. A cancel
+//!     decides again once its cancellation is in flight (invariant 8): it
+//!     reads the ancestors' `CANCELED` bits and the clock after its addition
+//!     to the epoch word, and gives up if either says the node already
+//!     ended. A reader accepts an answer that is not the node's own record
+//!     only if the epoch word had no cancellation in flight before its walk
+//!     and did not change by its end, and walks again otherwise. The
+//!     addition, the bits and both reads of the word are `SeqCst`, so a
+//!     reader who saw an ancestor's bit that a racing cancel missed also
+//!     sees that cancel in flight, and walks again until its record shows.
+//! 13. A node's allocation is reused (`spare.rs`) only after
 //!     [`Arc::get_mut`] proved that no other `Arc` or `Weak` to it exists
 //!     (no clone, no descendant, no wait-list entry), and only if nothing
 //!     ever registered on it (invariant 4): it is emptied as its drop would
@@ -400,7 +412,7 @@ impl Node {
     /// callbacks).
     #[inline]
     fn empty(&mut self) -> bool {
-        // Invariant 12: a node that was registered on may still be reached
+        // Invariant 13: a node that was registered on may still be reached
         // through a wait list it was linked into; only its drop may empty it.
         if self.ever_awaited() {
             return false;
@@ -504,6 +516,19 @@ impl Node {
         false
     }
 
+    /// [`walk_ancestors`](Self::walk_ancestors) for `cancel`, ordered with
+    /// the readers of invariant 12.
+    fn walk_ancestors_seq_cst(&self) -> bool {
+        let mut node = self;
+        while let Some(parent) = &node.parent {
+            if parent.state.load(Ordering::SeqCst) & ENDED != 0 {
+                return true;
+            }
+            node = parent;
+        }
+        false
+    }
+
     fn walk_ancestors(&self) -> bool {
         let mut node = self;
         while let Some(parent) = &node.parent {
@@ -548,7 +573,24 @@ impl Node {
                 None => break,
             }
         }
-        from.ending_as_seen_by(self)
+        // Invariant 12: an answer found while no cancellation was in flight,
+        // and none began or ended during the walk, is the final one.
+        let mut round = 0;
+        loop {
+            let before = epoch().load(Ordering::SeqCst);
+            let ending = from.ending_as_seen_by(self);
+            if let Some(Ending::Canceled { .. }) = ending {
+                // The asked node's own record: nothing can come nearer.
+                return ending;
+            }
+            if before & LOW == 0 && epoch().load(Ordering::SeqCst) == before {
+                return ending;
+            }
+            // A cancel is between its check of the ancestors and its record
+            // becoming visible: a few instructions under a lock, no user code.
+            crate::loom::back_off(round);
+            round = round.saturating_add(1);
+        }
     }
 
     /// How this node ended, told to `asked`: itself, or a descendant born
@@ -556,7 +598,8 @@ impl Node {
     fn ending_as_seen_by<'a>(&'a self, asked: &'a Node) -> Option<Ending<'a>> {
         let mut node = self;
         loop {
-            if node.state.load(Ordering::Acquire) & CANCELED != 0 {
+            // SeqCst, paired with `cancel` (invariant 12).
+            if node.state.load(Ordering::SeqCst) & CANCELED != 0 {
                 if let Some(ending) = self.ending_by_record_of(node, asked) {
                     return Some(ending);
                 }
@@ -615,14 +658,9 @@ impl Node {
     /// Cancels this node; false if it had already ended.
     pub(crate) fn cancel(self: &Arc<Self>, cause: Option<Cause>) -> bool {
         // A repeated cancel (a combinator giving up on steps it already
-        // canceled) costs one load. Otherwise one clock read serves both the
-        // check and the record. Descendants compare the record's instant with
-        // their own deadlines, so it is read even when this node has none.
-        if self.is_canceled() {
-            return false;
-        }
-        let now = Instant::now();
-        if self.deadline.passed_at(now) {
+        // canceled) costs one load. The clock is read again once the cancel
+        // is in flight (invariant 12), and that read serves the record.
+        if self.is_canceled() || self.deadline.passed_at(Instant::now()) {
             return false;
         }
         let shared = self.shared.get_or_default();
@@ -630,26 +668,42 @@ impl Node {
             let _list = lock(&shared.list);
             if self.is_closed() || shared.record.get().is_some() {
                 // Dropped after unlocking: a cause is user code.
-                Err(cause)
+                Err((cause, false))
             } else {
                 // Invariant 8: in flight before the record can be seen, so
                 // that no check trusts a remembered word until the epoch
                 // has moved past this cancellation.
-                epoch().fetch_add(1, Ordering::Relaxed);
-                // Under the lock, after the checks above: the only writer.
-                let lost = shared.record.set(Record {
-                    cause,
-                    at: now,
-                    below: OnceLock::new(),
-                });
-                // Invariant 2: the bit after the record, released with it
-                // and with the addition above.
-                self.state.fetch_or(CANCELED, Ordering::Release);
-                Ok(lost.err())
+                epoch().fetch_add(1, Ordering::SeqCst);
+                // Invariant 12: decided again once in flight, so that a
+                // reader who already answered for this node from an
+                // ancestor's record or from the deadline is never
+                // contradicted. The clock is read here for the same
+                // reason, and serves the record too: descendants compare
+                // its instant with their own deadlines.
+                let now = Instant::now();
+                if self.walk_ancestors_seq_cst() || self.deadline.passed_at(now) {
+                    Err((cause, true))
+                } else {
+                    // Under the lock, after the checks above: the only writer.
+                    let lost = shared.record.set(Record {
+                        cause,
+                        at: now,
+                        below: OnceLock::new(),
+                    });
+                    // Invariant 2: the bit after the record, released with
+                    // it and with the addition above.
+                    self.state.fetch_or(CANCELED, Ordering::SeqCst);
+                    Ok(lost.err())
+                }
             }
         };
         match refused {
-            Err(cause) => {
+            Err((cause, in_flight)) => {
+                if in_flight {
+                    // Out of flight again; moving the epoch up keeps the
+                    // word from ever repeating (invariant 8).
+                    epoch().fetch_add(EPOCH_UNIT - 1, Ordering::Release);
+                }
                 drop(cause);
                 return false;
             }

@@ -56,7 +56,7 @@ pub(super) fn place(node: Node) -> Arc<Node> {
         .ok()
         .flatten();
     match spare {
-        // Invariant 12: overwritten whole, through `get_mut` again.
+        // Invariant 13: overwritten whole, through `get_mut` again.
         Some(mut spare) => match Arc::get_mut(&mut spare) {
             Some(empty) => {
                 debug_assert!(empty.is_empty());
@@ -86,7 +86,7 @@ pub(super) fn recycle(mut node: Arc<Node>) {
     // Emptied here, outside the cache's borrow: releasing the parent chain
     // may run callbacks that were waiting on it (invariant 11), and those are
     // user code that may derive and finish steps of its own.
-    // Invariant 12: only a node nobody else holds, and that nothing ever
+    // Invariant 13: only a node nobody else holds, and that nothing ever
     // registered on.
     if !Arc::get_mut(&mut node).is_some_and(Node::empty) {
         return;

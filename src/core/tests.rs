@@ -205,7 +205,7 @@ fn cause(text: &'static str) -> super::Cause {
 
 #[test]
 fn a_reused_node_carries_nothing_from_its_previous_life() {
-    // Invariant 12: the first life had a name, its own deadline and a
+    // Invariant 13: the first life had a name, its own deadline and a
     // cancellation record; the second, derived plainly under another
     // parent, must show none of them and be reachable from its new parent.
     let (old_parent, new_parent) = (node(None), node(None));
@@ -252,7 +252,7 @@ fn a_reused_node_carries_nothing_from_its_previous_life() {
 #[test]
 fn a_node_that_was_waited_on_is_never_reused() {
     // Its wait state may still be reachable through a list it was linked
-    // into: only a drop may empty it (invariant 12). A waker that came and
+    // into: only a drop may empty it (invariant 13). A waker that came and
     // went and a callback still registered both count.
     let root = node(None);
     let waited = derive(Some(&root));

@@ -43,7 +43,7 @@
 //!   S2 reads a count that means something.
 //! - **S5.** The child's node goes back to the spares only through
 //!   [`release`], after the step's last use of it, and only if the step's
-//!   reference was the last (invariant 12 of the core).
+//!   reference was the last (invariant 13 of the core).
 //! - **S6.** A set polls each running branch at most once per [`Round`] and
 //!   returns `Pending` only after every running branch was polled in the
 //!   round; a round lives on the stack of one poll of the combinator.
