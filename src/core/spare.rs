@@ -4,8 +4,9 @@
 //!
 //! A step (`with_timeout`) or a branch (`race`, the joins) derives a private
 //! child, runs a future under it and drops it: on the hot path that is one
-//! allocation and one free per step, about a sixth of a ready step's cost
-//! (`benches/peers.rs`, "with_timeout(1h, ready)"). Most such children end
+//! allocation and one free per step, between a sixth and a third of a ready
+//! step's cost as measured while the cache was built (`benches/peers.rs`,
+//! "with_timeout(1h, ready)"). Most such children end
 //! the way they began, owned by the combinator alone.
 //!
 //! # Why a spare is nobody else's
