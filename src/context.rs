@@ -231,19 +231,24 @@ impl Context {
         limit: Limit,
         location: &'static Location<'static>,
     ) -> (Context, CancelHandle) {
-        let node = self.derive_node(name, limit, location);
+        let node = Arc::new(self.derive_node(name, limit, location));
         (self.with_node(Arc::clone(&node)), CancelHandle::new(node))
     }
 
     /// Derives a child whose cancel handle nobody needs: a combinator that
-    /// keeps the child cancels it through its node.
+    /// keeps the child cancels it through its node, and hands the node back
+    /// to the thread's spares when it is done (`core/spare.rs`), so the
+    /// child is placed in a spare when there is one. (Other derivations do
+    /// not look there: their nodes never go back, and most threads that
+    /// derive them have none to give.)
+    #[inline]
     pub(crate) fn derive_private(
         &self,
         name: Option<Cow<'static, str>>,
         limit: Limit,
         location: &'static Location<'static>,
     ) -> Context {
-        self.with_node(self.derive_node(name, limit, location))
+        self.with_node(Node::in_spare(self.derive_node(name, limit, location)))
     }
 
     #[inline]
@@ -252,7 +257,7 @@ impl Context {
         name: Option<Cow<'static, str>>,
         limit: Limit,
         location: &'static Location<'static>,
-    ) -> Arc<Node> {
+    ) -> Node {
         let (requested, now, budget) = match limit {
             Limit::None => (Deadline::NONE, None, None),
             Limit::Timeout(timeout) => (Deadline::from_now(timeout), None, Some(timeout)),
@@ -263,7 +268,7 @@ impl Context {
             }
         };
         let meta = Meta::new(location, budget);
-        Arc::new(Node::new(self.node.as_ref(), requested, now, name, meta))
+        Node::new(self.node.as_ref(), requested, now, name, meta)
     }
 
     /// A context that also carries `value`; looked up by its type with
@@ -584,6 +589,11 @@ impl Context {
 
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.node.as_ref()
+    }
+
+    /// The node and the values, apart.
+    pub(crate) fn into_parts(self) -> (Option<Arc<Node>>, Option<Values>) {
+        (self.node, self.values)
     }
 
     /// The context made of `node` with this context's values.

@@ -441,7 +441,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        SelectFirst::from_branches(self.branches(fns), self.parent.clone())
+        SelectFirst::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::join_all`], each branch's child named `name[index]`.
@@ -466,7 +466,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        JoinAll::from_branches(self.branches(fns), self.parent.clone())
+        JoinAll::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::try_join_all`], each branch's child named `name[index]`.
@@ -491,7 +491,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        TryJoinAll::from_branches(self.branches(fns), self.parent.clone())
+        TryJoinAll::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::settle`], each branch's child named `name[index]`.
@@ -515,7 +515,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        Settle::from_branches(self.branches(fns), self.parent.clone())
+        Settle::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::as_completed`], each branch's child named `name[index]`.
@@ -541,7 +541,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        AsCompleted::from_branches(self.branches(fns), self.parent.clone())
+        AsCompleted::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// One branch per function, named `name[index]`, derived at the

@@ -300,6 +300,66 @@ fn loom_stop_racing_a_cancel_either_prevents_the_call_or_reports_it_ran() {
     });
 }
 
+#[test]
+fn loom_a_recycled_node_is_seen_by_nobody() {
+    // `spare.rs`: a node enters this thread's spares only when nothing else
+    // can reach it, and comes out as new. One child was registered on, so
+    // its parent's list holds it (weakly) and the cancel's walk may be
+    // holding it when it is recycled; the other never was.
+    loom::model(|| {
+        let parent = node(None);
+        let linked = Node::in_spare(Node::new(
+            Some(&parent),
+            super::Deadline::NONE,
+            None,
+            None,
+            Meta::new(std::panic::Location::caller(), None),
+        ));
+        let (fired, callback) = counting_callback();
+        linked.register(Entry::Callback(callback)).unwrap();
+        let plain = Node::in_spare(Node::new(
+            Some(&parent),
+            super::Deadline::NONE,
+            None,
+            None,
+            Meta::new(std::panic::Location::caller(), None),
+        ));
+
+        let canceler = {
+            let parent = Arc::clone(&parent);
+            thread::spawn(move || {
+                parent.cancel(None);
+            })
+        };
+        let before = super::spare::count();
+        Node::recycle(linked);
+        Node::recycle(plain);
+        assert_eq!(
+            super::spare::count(),
+            before + 1,
+            "only the child nothing ever registered on is kept"
+        );
+        let other = node(None);
+        let fresh = Node::in_spare(Node::new(
+            Some(&other),
+            super::Deadline::NONE,
+            None,
+            None,
+            Meta::new(std::panic::Location::caller(), None),
+        ));
+        assert_eq!(super::spare::count(), before, "the spare was taken");
+        canceler.join().unwrap();
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            1,
+            "the registered child's callback ran once, by the walk or its drop"
+        );
+        assert!(!fresh.is_done(), "the reused node is as new");
+        assert!(Arc::ptr_eq(fresh.parent().unwrap(), &other));
+        assert_eq!(parent.waiting(), 0, "no entry left behind");
+    });
+}
+
 /// Whether an answer is the asked node's own record.
 fn is_own(ending: &Option<super::Ending<'_>>) -> Option<bool> {
     match ending {

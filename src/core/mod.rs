@@ -103,11 +103,19 @@
 //!     addition, the bits and both reads of the word are `SeqCst`, so a
 //!     reader who saw an ancestor's bit that a racing cancel missed also
 //!     sees that cancel in flight, and walks again until its record shows.
+//! 13. A node's allocation is reused (`spare.rs`) only after
+//!     [`Arc::get_mut`] proved that no other `Arc` or `Weak` to it exists
+//!     (no clone, no descendant, no wait-list entry), and only if nothing
+//!     ever registered on it (invariant 4): it is emptied as its drop would
+//!     empty it (its parent chain released, callbacks there run, invariant
+//!     11), kept in its thread's spares, and overwritten whole by the next
+//!     derivation there. A spare is reachable from nowhere else.
 
 mod alarm;
 mod callback;
 mod deadline;
 mod slab;
+mod spare;
 
 use std::borrow::Cow;
 use std::mem;
@@ -382,6 +390,48 @@ impl Node {
         }
     }
 
+    /// Puts a new node into a spare allocation of this thread's when there
+    /// is one (see `spare.rs`).
+    #[inline]
+    pub(crate) fn in_spare(node: Node) -> Arc<Node> {
+        spare::place(node)
+    }
+
+    /// Drops a combinator's reference to its private child; if it was the
+    /// last one, the allocation becomes one of this thread's spares.
+    #[inline]
+    pub(crate) fn recycle(node: Arc<Node>) {
+        spare::recycle(node);
+    }
+
+    /// Empties a node that nothing else can reach (`&mut`) and that nothing
+    /// ever registered on, releasing what it held as its drop would: its
+    /// parent chain (and the callbacks waiting there, invariant 11) and its
+    /// wait state. False, with the node untouched, if something registered
+    /// on it: that needs the whole of its drop (unlinking, its own
+    /// callbacks).
+    #[inline]
+    fn empty(&mut self) -> bool {
+        // Invariant 13: a node that was registered on may still be reached
+        // through a wait list it was linked into; only its drop may empty it.
+        if self.ever_awaited() {
+            return false;
+        }
+        self.state = AtomicU64::new(0);
+        // Its record and name, if it had them; no entry and no link, since
+        // nothing ever registered (invariant 4).
+        if self.shared.get().is_some() {
+            self.shared = Lazy::new();
+        }
+        release_ancestors(self.parent.take(), &mut Vec::new());
+        true
+    }
+
+    /// True if the node holds nothing, as [`empty`](Self::empty) leaves it.
+    fn is_empty(&self) -> bool {
+        self.parent.is_none() && self.shared.get().is_none()
+    }
+
     /// The name given at derivation, if any.
     pub(crate) fn name(&self) -> Option<Cow<'static, str>> {
         self.shared.get().and_then(|shared| shared.name.clone())
@@ -607,9 +657,9 @@ impl Node {
 
     /// Cancels this node; false if it had already ended.
     pub(crate) fn cancel(self: &Arc<Self>, cause: Option<Cause>) -> bool {
-        // One clock read serves both the check and the record. Descendants
-        // compare the record's instant with their own deadlines, so it is
-        // read even when this node has none.
+        // A repeated cancel (a combinator giving up on steps it already
+        // canceled) costs one load. The clock is read again once the cancel
+        // is in flight (invariant 12), and that read serves the record.
         if self.is_canceled() || self.deadline.passed_at(Instant::now()) {
             return false;
         }
@@ -713,6 +763,7 @@ impl Node {
     /// a lock and an epoch bump on every step that finishes without having
     /// shared its context.
     #[inline]
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn finish(self: &Arc<Self>, cause: Cause, own_refs: usize) {
         if Arc::strong_count(self) <= own_refs && !self.has_waiters() {
             return;
@@ -904,21 +955,27 @@ impl Drop for Node {
         // due now; they run once the chain below is released, unlocked.
         let mut due = Vec::new();
         self.release(&mut due);
-        // Invariant 7: release the chain of parents that only we kept alive
-        // one by one instead of through nested drops.
-        let mut parent = self.parent.take();
-        while let Some(node) = parent {
-            parent = match Arc::into_inner(node) {
-                Some(mut node) => {
-                    node.release(&mut due);
-                    node.parent.take()
-                }
-                None => None,
-            };
-        }
-        if !due.is_empty() {
-            run_due(due);
-        }
+        release_ancestors(self.parent.take(), &mut due);
+    }
+}
+
+/// Releases the chain of parents that only the dropped node kept alive, one
+/// by one instead of through nested drops (invariant 7), and then runs the
+/// callbacks that were still waiting on any of them, with those of the
+/// dropped node in `due` (invariant 11).
+#[inline(always)]
+fn release_ancestors(mut parent: Option<Arc<Node>>, due: &mut Vec<Arc<Callback>>) {
+    while let Some(node) = parent {
+        parent = match Arc::into_inner(node) {
+            Some(mut node) => {
+                node.release(due);
+                node.parent.take()
+            }
+            None => None,
+        };
+    }
+    if !due.is_empty() {
+        run_due(std::mem::take(due));
     }
 }
 
