@@ -179,6 +179,14 @@ impl Future for PendingOnce {
     }
 }
 
+/// A replica that answers after `yields` trips through the scheduler.
+async fn replica(yields: usize) -> usize {
+    for _ in 0..yields {
+        tokio::task::yield_now().await;
+    }
+    yields
+}
+
 fn combinators(c: &mut Criterion) {
     let rt = runtime();
     let (parent, _handle) = Context::background().child();
@@ -211,6 +219,49 @@ fn combinators(c: &mut Criterion) {
                 token.run_until_cancelled(tokio::time::timeout(HOUR, PendingOnce(false)))
             })
         })
+    });
+    group.finish();
+
+    // The request bench's race: two replicas, one ready after one yield and
+    // one after three. The peer is what a careful user writes by hand: a
+    // child token per replica, so that whatever a replica started stops
+    // with it, and the loser's token canceled.
+    let select = || async {
+        let (first, second) = (token.child_token(), token.child_token());
+        let won = tokio::select! {
+            out = first.run_until_cancelled(replica(1)) => (0, out),
+            out = second.run_until_cancelled(replica(3)) => (1, out),
+        };
+        match won.0 {
+            0 => second.cancel(),
+            _ => first.cancel(),
+        }
+        won
+    };
+    let mut group = c.benchmark_group("race of 2, ready after 1 and 3 yields");
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            in_runtime(&rt, iters, || {
+                parent.race([1, 3].map(|yields| move |_ctx| replica(yields)))
+            })
+        })
+    });
+    group.bench_function("peer", |b| {
+        b.iter_custom(|iters| in_runtime(&rt, iters, select))
+    });
+    group.finish();
+
+    // The same race with the fixed-arity macro: what `select!` is to a list.
+    let mut group = c.benchmark_group("race! of 2, ready after 1 and 3 yields");
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            in_runtime(&rt, iters, || {
+                tokio_ctx::race!(parent, |_ctx| replica(1), |_ctx| replica(3))
+            })
+        })
+    });
+    group.bench_function("peer", |b| {
+        b.iter_custom(|iters| in_runtime(&rt, iters, select))
     });
     group.finish();
 

@@ -27,6 +27,8 @@ const CASES: &[(&str, Target)] = &[
     ("derive + drop, two threads, one parent", Target::Ratio(0.3)),
     ("with_timeout(1h, ready)", Target::Ratio(0.9)),
     ("with_timeout(1h, pending once)", Target::Ratio(1.0)),
+    ("race of 2, ready after 1 and 3 yields", Target::Ratio(1.0)),
+    ("race! of 2, ready after 1 and 3 yields", Target::Ratio(1.0)),
     ("first poll + drop of done(), 64 deep", Target::Ratio(2.0)),
     (
         "cancel a root with 10,000 children, nobody waiting",

@@ -302,7 +302,7 @@ impl Context {
         limit: Limit,
         location: &'static Location<'static>,
     ) -> (Context, CancelHandle) {
-        let node = self.derive_node(name, limit, location);
+        let node = self.derive_node(name, limit, location, false);
         (self.with_node(Arc::clone(&node)), CancelHandle::new(node))
     }
 
@@ -318,25 +318,33 @@ impl Context {
     }
 
     /// Derives a child whose cancel handle nobody needs: a combinator that
-    /// keeps the child cancels it through its node.
+    /// keeps the child cancels it through its node, and hands the node back
+    /// to the thread's spares when it is done (`core/spare.rs`), so the
+    /// child is placed in a spare when there is one. (Other derivations do
+    /// not look there: their nodes never go back, and most threads that
+    /// derive them have none to give.)
+    #[inline]
     pub(crate) fn derive_private(
         &self,
         name: Option<Cow<'static, str>>,
         limit: Limit,
         location: &'static Location<'static>,
     ) -> Context {
-        self.with_node(self.derive_node(name, limit, location))
+        self.with_node(self.derive_node(name, limit, location, true))
     }
 
+    /// `private`: the node may be placed in one of the thread's spares
+    /// (see [`derive_private`](Self::derive_private)).
     #[inline]
     fn derive_node(
         &self,
         name: Option<Cow<'static, str>>,
         limit: Limit,
         location: &'static Location<'static>,
+        private: bool,
     ) -> Arc<Node> {
         let (requested, now, meta) = Context::request(limit, location);
-        Node::derive(self.node.as_ref(), requested, now, name, meta)
+        Node::derive(self.node.as_ref(), requested, now, name, meta, private)
     }
 
     fn derive_node_with(
@@ -704,6 +712,11 @@ impl Context {
 
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.node.as_ref()
+    }
+
+    /// The node and the values, apart.
+    pub(crate) fn into_parts(self) -> (Option<Arc<Node>>, Option<Values>) {
+        (self.node, self.values)
     }
 
     /// The context made of `node` with this context's values.

@@ -187,8 +187,10 @@ use future::{
 /// What the fan-out macros expand to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::future::branches::Branches;
+    pub use crate::future::branches::{BranchSet, Branches, GiveUp, Round, Shape, Why};
     pub use crate::future::fanout::*;
+    pub use crate::future::fixed::{Abandon, Cons, End, Fixed, List};
+    pub use crate::future::wait::{Boxed, Inline, Timer};
 }
 
 // The integrations, each behind the feature of its name.

@@ -6,8 +6,10 @@
 //! type. These macros take each closure as it is, with nothing boxed, and
 //! run every branch exactly as the list forms do: under its own child of the
 //! context, with the same causes for the branches that are no longer needed
-//! and the same fairness, ordering and cancel safety. Each expands to a
-//! future: `.await` it.
+//! and the same ordering and cancel safety, and the fairness of a small list
+//! (every branch polled on every poll, in input order). The branches live in
+//! the future itself: nothing is allocated but their children. Each expands
+//! to a future: `.await` it.
 //!
 //! The first argument is a [`Context`](crate::Context) (or a reference to
 //! one), or a [`Named`](crate::Named) derivation: then each branch's child

@@ -507,7 +507,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        SelectFirst::from_branches(self.branches(fns), self.parent.clone())
+        SelectFirst::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::join_all`], each branch's child named `name[index]`.
@@ -532,7 +532,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        JoinAll::from_branches(self.branches(fns), self.parent.clone())
+        JoinAll::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::try_join_all`], each branch's child named `name[index]`.
@@ -557,7 +557,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        TryJoinAll::from_branches(self.branches(fns), self.parent.clone())
+        TryJoinAll::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::settle`], each branch's child named `name[index]`.
@@ -581,7 +581,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        Settle::from_branches(self.branches(fns), self.parent.clone())
+        Settle::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// [`Context::as_completed`], each branch's child named `name[index]`.
@@ -607,7 +607,7 @@ impl<'a> Named<'a> {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        AsCompleted::from_branches(self.branches(fns), self.parent.clone())
+        AsCompleted::from_set(self.branches(fns), self.parent.clone())
     }
 
     /// One branch per function, named `name[index]`, derived at the

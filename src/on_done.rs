@@ -79,7 +79,7 @@ impl Context {
             }
         }
         // Below a movable deadline, the alarm follows every move (invariant
-        // 13 of the core); elsewhere it is set once.
+        // 14 of the core); elsewhere it is set once.
         node.arm_alarm(&callback);
         on_done
     }

@@ -26,12 +26,15 @@ fn contexts_and_handles_cross_threads_and_tasks() {
 
     // The futures and streams that only wait box their timer, so they stay
     // `Unpin` whenever what they wrap is: `next()` and `select!` need no
-    // pinning. (`Run` and `Timeout` hold Tokio's task-local future, which is
-    // not `Unpin`.)
+    // pinning. (`Timeout` keeps its timer in place, as
+    // `tokio::time::Timeout` does, and the fan-out macros their branches:
+    // those are not `Unpin`.)
     fn assert_unpin<T: Unpin>(_: &T) {}
     assert_unpin(&ctx.done());
     assert_unpin(&ctx.stream(futures::stream::iter([1, 2])));
     assert_unpin(&ctx.as_completed([|_| std::future::ready(())]));
+    assert_unpin(&ctx.race([|_| std::future::ready(())]));
+    assert_unpin(&ctx.join_all([|_| std::future::ready(())]));
 }
 
 #[tokio::test(start_paused = true)]

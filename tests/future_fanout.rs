@@ -354,3 +354,49 @@ async fn a_dynamic_list_of_different_closures_works_once_boxed() {
     let (index, value) = Context::background().select_first(backends).await.unwrap();
     assert_eq!((index, value), (1, "database"));
 }
+
+/// Records what `Context::current()` says about why it ended, when dropped.
+struct CurrentOnDrop(Arc<Mutex<Vec<String>>>, &'static str);
+
+impl Drop for CurrentOnDrop {
+    fn drop(&mut self) {
+        let why = Context::current()
+            .err()
+            .and_then(|e| e.cause().map(|c| c.to_string()))
+            .unwrap_or_else(|| "live".into());
+        self.0.lock().unwrap().push(format!("{}: {why}", self.1));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn branches_that_kept_no_context_see_why_through_current_when_dropped() {
+    // The losers dropped the context their closure got; their drop code
+    // asks `Context::current()`, which tells them why all the same. The
+    // winner finished, so it saw its child live.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
+    let (index, ()) = tokio_ctx::race!(
+        Context::background(),
+        move |_ctx| async move {
+            let _guard = CurrentOnDrop(s1, "slow");
+            time::sleep(Duration::from_secs(1)).await
+        },
+        move |_ctx| async move {
+            let _guard = CurrentOnDrop(s2, "fast");
+            time::sleep(Duration::from_millis(1)).await
+        },
+        move |_ctx| async move {
+            let _guard = CurrentOnDrop(s3, "never");
+            pending::<()>().await
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(index, 1);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["fast: live", "never: lost the race", "slow: lost the race"]
+    );
+}

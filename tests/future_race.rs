@@ -235,3 +235,114 @@ async fn a_loser_sees_why_while_it_is_being_dropped() {
     assert_eq!(winner, 1);
     assert_eq!(seen.lock().unwrap().as_deref(), Some("lost the race"));
 }
+
+/// Records what `Context::current()` says about its context when dropped.
+struct SeesCurrentOnDrop(Arc<Mutex<Option<String>>>);
+
+impl Drop for SeesCurrentOnDrop {
+    fn drop(&mut self) {
+        let cause = Context::current()
+            .err()
+            .and_then(|e| e.cause().map(|c| c.to_string()));
+        *self.0.lock().unwrap() = Some(cause.unwrap_or_else(|| "live".into()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loser_that_kept_no_context_still_sees_why_through_current() {
+    // The loser's closure dropped its context: only `Context::current()`
+    // can show its drop code why it is dropped.
+    let seen = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&seen);
+    let loser = move |_ctx: Context| async move {
+        let _guard = SeesCurrentOnDrop(slot);
+        pending::<()>().await
+    };
+    let winner = |_ctx: Context| async { time::sleep(Duration::from_millis(1)).await };
+    let won = Context::background()
+        .race_either(loser, winner)
+        .await
+        .unwrap();
+    assert!(matches!(won, Either::Right(())));
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("lost the race"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_race_whose_racers_all_wait_does_not_wake_itself() {
+    // One poll of the task per wake-up: nothing in the race wakes the task
+    // just for having polled every racer.
+    let mut race = task::spawn(Context::background().race([
+        |_ctx: Context| pending::<()>(),
+        |_ctx: Context| pending::<()>(),
+    ]));
+    assert_pending!(race.poll());
+    assert!(!race.is_woken(), "a race of two woke its own task");
+
+    let (mut pair, mut either) = (
+        task::spawn(tokio_ctx::race!(
+            Context::background(),
+            |_ctx| pending::<()>(),
+            |_ctx| pending::<()>()
+        )),
+        task::spawn(
+            Context::background().race_either(|_ctx| pending::<()>(), |_ctx| pending::<u8>()),
+        ),
+    );
+    assert_pending!(pair.poll());
+    assert!(!pair.is_woken(), "race! woke its own task");
+    assert_pending!(either.poll());
+    assert!(!either.is_woken(), "race_either woke its own task");
+}
+
+#[tokio::test(start_paused = true)]
+async fn racers_ready_in_the_same_poll_go_to_the_lowest_index() {
+    let (index, ms) = Context::background()
+        .race([3u64, 2, 2].map(|ms| {
+            move |_ctx| async move {
+                time::sleep(Duration::from_millis(ms)).await;
+                ms
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!((index, ms), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_race_over_an_iterator_that_underestimates_its_length_works() {
+    // `filter` tells the race to expect no racer at all; twenty come.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (index, value) = Context::background()
+        .race((0..20u64).filter(|_| true).map(|i| {
+            let seen = Arc::clone(&seen);
+            move |ctx: Context| async move {
+                let _watch = Watch(ctx, seen);
+                time::sleep(Duration::from_millis(20 - i)).await;
+                i
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!((index, value), (19, 19));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 20, "every racer was dropped");
+    let lost = seen
+        .iter()
+        .filter(|cause| *cause == "lost the race")
+        .count();
+    assert_eq!(lost, 19, "{seen:?}");
+}
+
+/// Records its context's cause when dropped.
+struct Watch(Context, Arc<Mutex<Vec<String>>>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let cause = self
+            .0
+            .err()
+            .and_then(|e| e.cause().map(|c| c.to_string()))
+            .unwrap_or_else(|| "live".into());
+        self.1.lock().unwrap().push(cause);
+    }
+}

@@ -5,6 +5,7 @@ use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::Either;
 use tokio::sync::Semaphore;
 use tokio::time::{self, Instant};
 use tokio_ctx::Context;
@@ -246,4 +247,96 @@ async fn a_step_under_a_context_without_handle_ends_with_its_ancestors() {
     let err = tokio_test::assert_ready!(step.poll()).unwrap_err();
     assert!(err.is_canceled() && !err.is_own());
     assert_eq!(err.cause().unwrap().to_string(), "shutting down");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_after_steps_that_ended_sees_only_its_own_context() {
+    // Steps on one thread reuse each other's nodes (docs/design.md, spare
+    // nodes): nothing of an earlier step's name, value, deadline or ending
+    // may show in a later one.
+    #[derive(Debug, PartialEq)]
+    struct Tag(&'static str);
+    let root = Context::background();
+
+    let expired = root
+        .with_value(Tag("first"))
+        .named("first")
+        .with_timeout(MS, |_| pending::<()>())
+        .await
+        .unwrap_err();
+    assert_eq!(expired.context_name(), Some("first"));
+    let won = root
+        .race_either(|_| pending::<()>(), |_| async {})
+        .await
+        .unwrap();
+    assert!(matches!(won, Either::Right(())), "the loser was dropped");
+
+    let start = Instant::now();
+    let seen = root
+        .with_timeout(Duration::from_secs(3600), |ctx| async move {
+            assert_eq!(ctx.value::<Tag>(), None, "a value of an earlier step");
+            assert!(ctx.err().is_none(), "an ending of an earlier step");
+            assert!(Context::current().err().is_none());
+            time::sleep(MS).await;
+            ctx.deadline()
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(start + Duration::from_secs(3600)));
+
+    let own = root
+        .with_timeout(2 * MS, |_| pending::<()>())
+        .await
+        .unwrap_err();
+    assert!(own.is_deadline_exceeded());
+    assert_eq!(own.context_name(), None, "the name of an earlier step");
+    assert_eq!(own.budget(), Some(2 * MS), "the budget of an earlier step");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_on_many_tasks_each_see_only_their_own_value_and_deadline() {
+    // Steps that finish, expire and lose races on two workers, their nodes
+    // passing through each worker's spares: every step must see exactly
+    // the value and the deadline it was given.
+    let root = Context::background();
+    let base = Instant::now() + Duration::from_secs(3600);
+    let tasks: Vec<_> = (0..64u64)
+        .map(|task| {
+            let root = root.clone();
+            tokio::spawn(async move {
+                for round in 0..50u64 {
+                    let id = task * 1_000 + round;
+                    let deadline = base + Duration::from_millis(id);
+                    let ctx = root.with_value(id);
+                    let (seen_id, seen_deadline) = ctx
+                        .with_deadline(deadline, |ctx| async move {
+                            tokio::task::yield_now().await;
+                            (ctx.value::<u64>().copied(), ctx.deadline())
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(seen_id, Some(id));
+                    assert_eq!(seen_deadline, Some(deadline));
+                    // A step that ends by its own limit, and a race whose
+                    // loser is dropped, between the checked ones.
+                    let expired = ctx.with_timeout(Duration::ZERO, |_| pending::<()>()).await;
+                    assert!(expired.unwrap_err().is_deadline_exceeded());
+                    let winner = ctx
+                        .race_either(
+                            |_| pending::<()>(),
+                            |ctx| async move {
+                                tokio::task::yield_now().await;
+                                ctx.value::<u64>().copied()
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    assert!(matches!(winner, Either::Right(Some(v)) if v == id));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
 }

@@ -639,7 +639,9 @@ fn nested_steps_race_in_a_scope_task() {
         let body_probe = probe.clone();
         let fut = caller(ctx).scope(move |scope| async move {
             let task = scope.spawn(move |ctx: Context| async move {
-                let replicas = [(0, 4), (1, 2)].map(|(id, steps)| {
+                // Replica 1 is done after 4 ms, replica 0 after 5: a tie
+                // would go to the lower index (both polled in one round).
+                let replicas = [(0, 5), (1, 2)].map(|(id, steps)| {
                     let work = body_probe.work(id, steps);
                     move |ctx: Context| async move { ctx.with_timeout(50 * MS, |_| work).await }
                 });

@@ -12,7 +12,7 @@ use super::{
     Cause, Deadline, Lazy, Meta, Node, Shared, FOLLOWS, HAS_DEADLINE, MOVABLE, OWN_DEADLINE,
     RECORDED,
 };
-use crate::error::Error;
+use crate::error::{Error, Reason, FINISHED};
 use crate::loom::AtomicU64;
 use crate::report::{Collector, Outcome, Recorder, StageKey, Start};
 
@@ -30,7 +30,7 @@ pub(crate) struct Cold {
 struct Rare {
     /// The cause its own deadline carries (Go's `WithDeadlineCause`).
     deadline_cause: Option<Cause>,
-    /// Its own deadline can be moved (invariant 13).
+    /// Its own deadline can be moved (invariant 14).
     movable: bool,
     /// It is the root of a budget report: every node derived below it is
     /// a stage of `report`.
@@ -104,7 +104,7 @@ impl Cold {
 pub(super) struct Extra {
     pub(super) deadline_cause: Option<Cause>,
     /// A `MOVABLE` node's own deadline, packed; its handle moves it
-    /// (invariant 13).
+    /// (invariant 14).
     pub(super) own_deadline: Option<AtomicU64>,
     /// Where the node's stage is recorded, for a `RECORDED` node.
     pub(super) stage: Option<Recorder>,
@@ -130,7 +130,7 @@ pub(super) fn derive(
     } = rare.map_or_else(Rare::default, |rare| *rare);
     let mut own_deadline = None;
     if movable {
-        // Invariant 13: the field keeps only what was inherited; the node's
+        // Invariant 14: the field keeps only what was inherited; the node's
         // own deadline moves in `Extra`, and it decides who owns an expiry.
         deadline = parent.map_or(Deadline::NONE, |p| p.deadline);
         own_deadline = Some(AtomicU64::new(requested.to_bits()));
@@ -215,14 +215,31 @@ impl Node {
         self.extra()?.stage.as_ref()
     }
 
-    /// Cancels this node for a step that was dropped before it finished,
-    /// and records that, if the node is a stage of a report (first: the
-    /// first ending recorded is the one that counts).
-    pub(crate) fn abandon(self: &Arc<Self>, cause: Cause) {
-        if let Some(stage) = self.stage() {
-            stage.end(Instant::now(), Outcome::Dropped, None);
+    /// Tells this node's stage, if it is below a report, that its step
+    /// was given up on for `reason`: a step dropped (`FINISHED`) while its
+    /// context still runs was dropped before it finished, which the report
+    /// says. Any other ending is the node's own, recorded when it goes.
+    #[inline]
+    pub(crate) fn note_given_up(&self, reason: &'static Reason) {
+        if self.is_recorded() {
+            self.note_given_up_cold(reason);
         }
-        self.cancel(Some(cause));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_given_up_cold(&self, reason: &'static Reason) {
+        if let Some(stage) = self.stage() {
+            if std::ptr::eq(reason, &FINISHED) && !self.is_done() {
+                stage.end(Instant::now(), Outcome::Dropped, None);
+            }
+        }
+    }
+
+    /// True if the node is below a budget report (`RECORDED`).
+    #[inline]
+    pub(crate) fn is_recorded(&self) -> bool {
+        self.state.load(crate::loom::Ordering::Relaxed) & RECORDED != 0
     }
 
     /// How this node ended and when, as a stage: its ending if it has one,

@@ -20,7 +20,7 @@ use super::{Callback, Cause, Entry, Meta, Node};
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
     let meta = Meta::new(std::panic::Location::caller(), None);
-    Node::new(parent, super::Deadline::NONE, None, None, meta)
+    Arc::new(Node::new(parent, super::Deadline::NONE, None, None, meta))
 }
 
 fn cause(text: &'static str) -> Cause {
@@ -300,6 +300,66 @@ fn loom_stop_racing_a_cancel_either_prevents_the_call_or_reports_it_ran() {
     });
 }
 
+#[test]
+fn loom_a_recycled_node_is_seen_by_nobody() {
+    // `spare.rs`: a node enters this thread's spares only when nothing else
+    // can reach it, and comes out as new. One child was registered on, so
+    // its parent's list holds it (weakly) and the cancel's walk may be
+    // holding it when it is recycled; the other never was.
+    loom::model(|| {
+        let parent = node(None);
+        let linked = Node::in_spare(Node::new(
+            Some(&parent),
+            super::Deadline::NONE,
+            None,
+            None,
+            Meta::new(std::panic::Location::caller(), None),
+        ));
+        let (fired, callback) = counting_callback();
+        linked.register(Entry::Callback(callback)).unwrap();
+        let plain = Node::in_spare(Node::new(
+            Some(&parent),
+            super::Deadline::NONE,
+            None,
+            None,
+            Meta::new(std::panic::Location::caller(), None),
+        ));
+
+        let canceler = {
+            let parent = Arc::clone(&parent);
+            thread::spawn(move || {
+                parent.cancel(None);
+            })
+        };
+        let before = super::spare::count();
+        Node::recycle(linked);
+        Node::recycle(plain);
+        assert_eq!(
+            super::spare::count(),
+            before + 1,
+            "only the child nothing ever registered on is kept"
+        );
+        let other = node(None);
+        let fresh = Node::in_spare(Node::new(
+            Some(&other),
+            super::Deadline::NONE,
+            None,
+            None,
+            Meta::new(std::panic::Location::caller(), None),
+        ));
+        assert_eq!(super::spare::count(), before, "the spare was taken");
+        canceler.join().unwrap();
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            1,
+            "the registered child's callback ran once, by the walk or its drop"
+        );
+        assert!(!fresh.is_done(), "the reused node is as new");
+        assert!(Arc::ptr_eq(fresh.parent().unwrap(), &other));
+        assert_eq!(parent.waiting(), 0, "no entry left behind");
+    });
+}
+
 /// Whether an answer is the asked node's own record.
 fn is_own(ending: &Option<super::Ending<'_>>) -> Option<bool> {
     match ending {
@@ -348,7 +408,7 @@ fn movable() -> Arc<Node> {
 
 #[test]
 fn loom_a_move_earlier_racing_a_registration_reaches_the_waiter() {
-    // Invariant 13: a waiter registers, then reads the deadline to arm its
+    // Invariant 14: a waiter registers, then reads the deadline to arm its
     // timer. The move stores the deadline, then walks the lists: either the
     // waiter reads the moved deadline, or the walk finds and wakes it,
     // through the link its registration made.
@@ -391,7 +451,7 @@ impl Wake for SeesCancel {
 
 #[test]
 fn loom_a_move_racing_a_cancel_loses_no_wakeup() {
-    // Invariant 13: a move takes the waker out and leaves a placeholder;
+    // Invariant 14: a move takes the waker out and leaves a placeholder;
     // a cancel that closes the list meanwhile wakes only the placeholder,
     // so the move wakes the waker once more when it finds the list closed.
     loom::model(|| {

@@ -31,7 +31,7 @@
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
 //!    requested deadline)`, fixed at derivation (below a movable deadline,
-//!    see 13). `OWN_DEADLINE` is set only when the requested deadline is
+//!    see 14). `OWN_DEADLINE` is set only when the requested deadline is
 //!    strictly earlier than the parent's (and the parent's had not passed
 //!    yet, invariant 10), so the node named by an expiry is the one whose
 //!    own limit actually bound it; a request no earlier than the parent's
@@ -112,7 +112,14 @@
 //!     addition, the bits and both reads of the word are `SeqCst`, so a
 //!     reader who saw an ancestor's bit that a racing cancel missed also
 //!     sees that cancel in flight, and walks again until its record shows.
-//! 13. A node derived with a movable deadline (`MOVABLE`) keeps its own
+//! 13. A node's allocation is reused (`spare.rs`) only after
+//!     [`Arc::get_mut`] proved that no other `Arc` or `Weak` to it exists
+//!     (no clone, no descendant, no wait-list entry), and only if nothing
+//!     ever registered on it (invariant 4): it is emptied as its drop would
+//!     empty it (its parent chain released, callbacks there run, invariant
+//!     11), kept in its thread's spares, and overwritten whole by the next
+//!     derivation there. A spare is reachable from nowhere else.
+//! 14. A node derived with a movable deadline (`MOVABLE`) keeps its own
 //!     deadline in an atomic in its `Extra`, where its handle moves it; its
 //!     `deadline` field holds only what it inherited. It and every node
 //!     derived below it carry `FOLLOWS`, fixed at derivation (a child takes
@@ -140,6 +147,7 @@ mod deadline;
 mod extra;
 mod moving;
 mod slab;
+mod spare;
 
 use std::borrow::Cow;
 use std::mem;
@@ -237,10 +245,10 @@ const BORN_CANCELED: u64 = 1 << 9;
 /// one it inherited, which clipped it (invariant 1), and `tracing` listened.
 const CLIPPED: u64 = 1 << 13;
 /// Fixed at derivation: the node's own deadline can be moved, by the
-/// handle it was derived with; it lives in the node's `Extra` (invariant 13).
+/// handle it was derived with; it lives in the node's `Extra` (invariant 14).
 const MOVABLE: u64 = 1 << 10;
 /// Fixed at derivation: the node is `MOVABLE` or below such a node, so its
-/// effective deadline is found by a walk up to it (invariant 13).
+/// effective deadline is found by a walk up to it (invariant 14).
 const FOLLOWS: u64 = 1 << 11;
 /// Fixed at derivation: the node is below a budget report (or is the
 /// report's own node), and its `Extra` says where its stage is recorded.
@@ -420,6 +428,11 @@ impl Node {
     /// a parent's deadline that has already passed. A node below a movable
     /// deadline or a budget report (a flag its parent passes on) goes the
     /// slow way, as one derived with [`derive_cold`](Self::derive_cold).
+    ///
+    /// `private`: a combinator's child, whose node goes back to the
+    /// thread's spares when the combinator is done with it, and is placed
+    /// in a spare when there is one (`spare.rs`). Only the usual
+    /// derivation looks there.
     #[inline]
     pub(crate) fn derive(
         parent: Option<&Arc<Node>>,
@@ -427,6 +440,7 @@ impl Node {
         now: Option<Instant>,
         name: Option<Cow<'static, str>>,
         meta: Meta,
+        private: bool,
     ) -> Arc<Node> {
         let (deadline, flags) = Node::fix(parent, requested, now);
         // One test for both things the usual derivation does not have to
@@ -434,7 +448,12 @@ impl Node {
         if flags & (INHERITED | CLIPPED) != 0 {
             return Node::derive_slow(parent, requested, deadline, flags, name, meta);
         }
-        Node::plain(parent, deadline, flags, name, meta)
+        let node = Node::plain(parent, deadline, flags, name, meta);
+        if private {
+            Node::in_spare(node)
+        } else {
+            Arc::new(node)
+        }
     }
 
     /// The node of a derivation with nothing cold about it.
@@ -445,8 +464,8 @@ impl Node {
         flags: u64,
         name: Option<Cow<'static, str>>,
         meta: Meta,
-    ) -> Arc<Node> {
-        Arc::new(Node {
+    ) -> Node {
+        Node {
             state: AtomicU64::new(flags),
             parent: parent.cloned(),
             deadline,
@@ -458,7 +477,7 @@ impl Node {
                 }),
                 None => Lazy::new(),
             },
-        })
+        }
     }
 
     /// A derivation below a movable deadline or a report, or one that was
@@ -476,7 +495,7 @@ impl Node {
         if flags & INHERITED != 0 {
             return extra::derive(parent, requested, deadline, flags, Cold::named(name), meta);
         }
-        let node = Node::plain(parent, deadline, flags, name, meta);
+        let node = Arc::new(Node::plain(parent, deadline, flags, name, meta));
         #[cfg(feature = "tracing")]
         node.say_if_clipped(flags);
         node
@@ -539,8 +558,8 @@ impl Node {
         }
     }
 
-    /// A new root or child with nothing but a deadline, for the core's own
-    /// tests.
+    /// A new root or child with nothing but a deadline, not yet in an
+    /// allocation, for the core's own tests.
     #[cfg(test)]
     pub(crate) fn new(
         parent: Option<&Arc<Node>>,
@@ -548,8 +567,51 @@ impl Node {
         now: Option<Instant>,
         name: Option<Cow<'static, str>>,
         meta: Meta,
-    ) -> Arc<Node> {
-        Node::derive(parent, requested, now, name, meta)
+    ) -> Node {
+        let (deadline, flags) = Node::fix(parent, requested, now);
+        Node::plain(parent, deadline, flags, name, meta)
+    }
+
+    /// Puts a new node into a spare allocation of this thread's when there
+    /// is one (see `spare.rs`).
+    #[inline]
+    pub(crate) fn in_spare(node: Node) -> Arc<Node> {
+        spare::place(node)
+    }
+
+    /// Drops a combinator's reference to its private child; if it was the
+    /// last one, the allocation becomes one of this thread's spares.
+    #[inline]
+    pub(crate) fn recycle(node: Arc<Node>) {
+        spare::recycle(node);
+    }
+
+    /// Empties a node that nothing else can reach (`&mut`) and that nothing
+    /// ever registered on, releasing what it held as its drop would: its
+    /// parent chain (and the callbacks waiting there, invariant 11) and its
+    /// wait state. False, with the node untouched, if something registered
+    /// on it: that needs the whole of its drop (unlinking, its own
+    /// callbacks).
+    #[inline]
+    fn empty(&mut self) -> bool {
+        // Invariant 13: a node that was registered on may still be reached
+        // through a wait list it was linked into; only its drop may empty it.
+        if self.ever_awaited() {
+            return false;
+        }
+        self.state = AtomicU64::new(0);
+        // Its record and name, if it had them; no entry and no link, since
+        // nothing ever registered (invariant 4).
+        if self.shared.get().is_some() {
+            self.shared = Lazy::new();
+        }
+        release_ancestors(self.parent.take(), &mut Vec::new());
+        true
+    }
+
+    /// True if the node holds nothing, as [`empty`](Self::empty) leaves it.
+    fn is_empty(&self) -> bool {
+        self.parent.is_none() && self.shared.get().is_none()
     }
 
     /// The name given at derivation, if any.
@@ -562,7 +624,7 @@ impl Node {
         self.parent.as_ref()
     }
 
-    /// The effective deadline (invariants 1 and 13).
+    /// The effective deadline (invariants 1 and 14).
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.effective().get()
@@ -570,7 +632,7 @@ impl Node {
 
     /// The effective deadline, packed: the one fixed at derivation, or,
     /// below a movable deadline, the earliest along the way up to it
-    /// (invariant 13).
+    /// (invariant 14).
     #[inline]
     fn effective(&self) -> Deadline {
         if self.state.load(Ordering::Relaxed) & FOLLOWS != 0 {
@@ -579,7 +641,7 @@ impl Node {
         self.deadline
     }
 
-    /// True if the node's deadline may move (invariant 13): a waiter's
+    /// True if the node's deadline may move (invariant 14): a waiter's
     /// timer must then follow it.
     #[inline]
     pub(crate) fn follows_a_move(&self) -> bool {
@@ -833,9 +895,9 @@ impl Node {
 
     /// Cancels this node; false if it had already ended.
     pub(crate) fn cancel(self: &Arc<Self>, cause: Option<Cause>) -> bool {
-        // One clock read serves both the check and the record. Descendants
-        // compare the record's instant with their own deadlines, so it is
-        // read even when this node has none.
+        // A repeated cancel (a combinator giving up on steps it already
+        // canceled) costs one load. The clock is read again once the cancel
+        // is in flight (invariant 12), and that read serves the record.
         if self.is_canceled() || self.effective().passed_at(Instant::now()) {
             return false;
         }
@@ -939,6 +1001,7 @@ impl Node {
     /// a lock and an epoch bump on every step that finishes without having
     /// shared its context.
     #[inline]
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn finish(self: &Arc<Self>, cause: Cause, own_refs: usize) {
         if Arc::strong_count(self) <= own_refs && !self.has_waiters() {
             return;
@@ -1141,21 +1204,27 @@ impl Drop for Node {
         // due now; they run once the chain below is released, unlocked.
         let mut due = Vec::new();
         self.release(&mut due);
-        // Invariant 7: release the chain of parents that only we kept alive
-        // one by one instead of through nested drops.
-        let mut parent = self.parent.take();
-        while let Some(node) = parent {
-            parent = match Arc::into_inner(node) {
-                Some(mut node) => {
-                    node.release(&mut due);
-                    node.parent.take()
-                }
-                None => None,
-            };
-        }
-        if !due.is_empty() {
-            run_due(due);
-        }
+        release_ancestors(self.parent.take(), &mut due);
+    }
+}
+
+/// Releases the chain of parents that only the dropped node kept alive, one
+/// by one instead of through nested drops (invariant 7), and then runs the
+/// callbacks that were still waiting on any of them, with those of the
+/// dropped node in `due` (invariant 11).
+#[inline(always)]
+fn release_ancestors(mut parent: Option<Arc<Node>>, due: &mut Vec<Arc<Callback>>) {
+    while let Some(node) = parent {
+        parent = match Arc::into_inner(node) {
+            Some(mut node) => {
+                node.release(due);
+                node.parent.take()
+            }
+            None => None,
+        };
+    }
+    if !due.is_empty() {
+        run_due(std::mem::take(due));
     }
 }
 

@@ -1,4 +1,4 @@
-//! Movable deadlines (invariant 13): asyncio's `Timeout.reschedule`,
+//! Movable deadlines (invariant 14): asyncio's `Timeout.reschedule`,
 //! Trio's assignable `deadline`.
 //!
 //! Every other node computes its effective deadline once, at derivation
@@ -53,7 +53,7 @@ fn placeholder() -> &'static Waker {
 impl Node {
     /// The effective deadline of a `FOLLOWS` node: its own field and the
     /// moving deadlines of the `MOVABLE` nodes up to the topmost one
-    /// (invariant 13). A loop, as every walk (invariant 7).
+    /// (invariant 14). A loop, as every walk (invariant 7).
     #[cold]
     #[inline(never)]
     pub(super) fn moving_deadline(&self) -> Deadline {
@@ -126,7 +126,7 @@ impl Node {
         }
         let now = Instant::now();
         // Never into the past: a cancellation recorded before the move must
-        // stay earlier than the deadline (invariant 13, and 2's order).
+        // stay earlier than the deadline (invariant 14, and 2's order).
         let to = Deadline::new(to.map(|to| to.max(now)));
         let from = Deadline::from_bits(own.swap(to.to_bits(), Ordering::AcqRel));
         if to != from {
@@ -149,7 +149,7 @@ impl Node {
     }
 
     /// Makes what waits at and below this node follow a move (invariant
-    /// 13): wakes every waker when the deadline came `earlier`, and sets
+    /// 14): wakes every waker when the deadline came `earlier`, and sets
     /// every callback's alarm again.
     fn follow_move(self: &Arc<Self>, earlier: bool) {
         let placeholder = placeholder();

@@ -11,7 +11,7 @@ fn meta() -> Meta {
 }
 
 fn node(parent: Option<&Arc<Node>>) -> Arc<Node> {
-    Node::new(parent, super::Deadline::NONE, None, None, meta())
+    Arc::new(Node::new(parent, super::Deadline::NONE, None, None, meta()))
 }
 
 #[derive(Default)]
@@ -147,4 +147,135 @@ fn a_waiter_on_a_child_without_handle_waits_on_the_nearest_parent_with_one() {
     // With no handle anywhere up the chain, only a deadline can end it.
     root.handle_dropped();
     assert!(leaf.wait_target().is_none());
+}
+
+fn derive(parent: Option<&Arc<Node>>) -> Arc<Node> {
+    Node::in_spare(Node::new(parent, super::Deadline::NONE, None, None, meta()))
+}
+
+#[test]
+fn a_recycled_node_is_reused_by_the_next_derivation_on_the_thread() {
+    let root = node(None);
+    let first = derive(Some(&root));
+    let address = Arc::as_ptr(&first);
+    let before = super::spare::count();
+    Node::recycle(first);
+    assert_eq!(super::spare::count(), before + 1);
+    assert_eq!(Arc::strong_count(&root), 1, "a spare keeps no parent alive");
+    let second = derive(Some(&root));
+    assert_eq!(Arc::as_ptr(&second), address, "the same allocation");
+    assert!(!second.is_done());
+    assert!(Arc::ptr_eq(second.parent().unwrap(), &root));
+}
+
+#[test]
+fn a_node_that_someone_else_holds_is_not_recycled() {
+    let root = node(None);
+    let child = derive(Some(&root));
+    let clone = Arc::clone(&child);
+    let before = super::spare::count();
+    Node::recycle(child);
+    assert_eq!(super::spare::count(), before, "a clone is alive");
+    let grandchild = derive(Some(&clone));
+    Node::recycle(clone);
+    assert_eq!(super::spare::count(), before, "a descendant holds it");
+    drop(grandchild);
+}
+
+#[test]
+fn recycling_a_node_with_pending_callbacks_runs_them_as_its_drop_would() {
+    // Invariant 11: a node nothing can end any more runs its callbacks;
+    // the cache must not swallow them with the node's wait state.
+    let fired = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fired);
+    let root = derive(None);
+    root.register(Entry::Callback(Arc::new(super::Callback::new(move || {
+        counter.fetch_add(1, StdOrdering::SeqCst);
+    }))))
+    .unwrap();
+    Node::recycle(root);
+    assert_eq!(fired.load(StdOrdering::SeqCst), 1);
+}
+
+fn cause(text: &'static str) -> super::Cause {
+    super::Cause::User(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+        text,
+    )))
+}
+
+#[test]
+fn a_reused_node_carries_nothing_from_its_previous_life() {
+    // Invariant 13: the first life had a name, its own deadline and a
+    // cancellation record; the second, derived plainly under another
+    // parent, must show none of them and be reachable from its new parent.
+    let (old_parent, new_parent) = (node(None), node(None));
+    let hour = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let first = Node::in_spare(Node::new(
+        Some(&old_parent),
+        super::Deadline::new(Some(hour)),
+        None,
+        Some("first life".into()),
+        meta(),
+    ));
+    assert_eq!(first.name().as_deref(), Some("first life"));
+    assert_eq!(first.deadline(), Some(hour));
+    assert!(first.cancel(Some(cause("first cause"))));
+    assert!(first.is_canceled());
+    let address = Arc::as_ptr(&first);
+    Node::recycle(first);
+    assert_eq!(
+        Arc::strong_count(&old_parent),
+        1,
+        "the old parent is let go"
+    );
+
+    let second = derive(Some(&new_parent));
+    assert_eq!(Arc::as_ptr(&second), address, "the same allocation");
+    assert_eq!(second.name(), None);
+    assert_eq!(second.deadline(), None);
+    assert!(!second.is_done());
+    assert!(!second.is_canceled());
+    assert!(second.ending().is_none());
+    assert!(!second.ever_awaited());
+    assert_eq!(second.waiting(), 0);
+    assert!(Arc::ptr_eq(second.parent().unwrap(), &new_parent));
+
+    // Live under its new parent: a waiter on it hears the parent's cancel.
+    let (woken, w) = waker();
+    second.register(Entry::Waker(w)).unwrap();
+    assert!(new_parent.cancel(Some(cause("second cause"))));
+    assert_eq!(woken.0.load(StdOrdering::SeqCst), 1);
+    assert!(second.is_done());
+    assert!(!old_parent.is_done(), "the old parent heard nothing");
+}
+
+#[test]
+fn a_node_that_was_waited_on_is_never_reused() {
+    // Its wait state may still be reachable through a list it was linked
+    // into: only a drop may empty it (invariant 13). A waker that came and
+    // went and a callback still registered both count.
+    let root = node(None);
+    let waited = derive(Some(&root));
+    let (_, w) = waker();
+    let key = waited.register(Entry::Waker(w)).unwrap();
+    waited.deregister(key);
+    let with_callback = derive(Some(&root));
+    let fired = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fired);
+    with_callback
+        .register(Entry::Callback(Arc::new(super::Callback::new(move || {
+            counter.fetch_add(1, StdOrdering::SeqCst);
+        }))))
+        .unwrap();
+    let before = super::spare::count();
+    Node::recycle(waited);
+    Node::recycle(with_callback);
+    assert_eq!(super::spare::count(), before, "neither was kept");
+    assert_eq!(fired.load(StdOrdering::SeqCst), 1, "the callback ran once");
+    assert_eq!(root.waiting(), 0, "both were unlinked");
+
+    let next = derive(Some(&root));
+    assert!(!next.ever_awaited());
+    assert_eq!(next.waiting(), 0);
+    assert!(!next.is_done());
 }

@@ -8,7 +8,8 @@ use std::task::{Context as TaskContext, Poll};
 use futures::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::branches::Branches;
+use super::branches::CancelRest;
+use super::branches::{BranchSet, Branches, Round, Shape};
 use super::wait::Wait;
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
@@ -51,7 +52,7 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        AsCompleted::from_branches(
+        AsCompleted::from_set(
             Branches::new(self, None, fns, Location::caller()),
             self.clone(),
         )
@@ -60,7 +61,7 @@ impl Context {
 
 impl<F> AsCompleted<F> {
     /// A stream of the branches already started, under `ctx`.
-    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+    pub(crate) fn from_set(branches: Branches<F>, ctx: Context) -> Self {
         AsCompleted {
             branches,
             ctx,
@@ -110,6 +111,7 @@ pin_project! {
     /// ```
     #[must_use = "streams do nothing unless polled"]
     pub struct AsCompleted<F> {
+        #[pin]
         branches: Branches<F>,
         ctx: Context,
         #[pin]
@@ -122,11 +124,14 @@ impl<F: Future> Stream for AsCompleted<F> {
     type Item = Result<(usize, F::Output), Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
+        let mut this = self.project();
         if *this.ended {
             return Poll::Ready(None);
         }
-        match this.branches.poll_next(cx) {
+        // A round per poll of the stream: every branch woken since the last
+        // item is polled again.
+        let mut round = Round::default();
+        match this.branches.as_mut().poll_next(&mut round, cx) {
             Poll::Ready(Some(next)) => return Poll::Ready(Some(Ok(next))),
             Poll::Ready(None) => {
                 *this.ended = true;
@@ -137,7 +142,7 @@ impl<F: Future> Stream for AsCompleted<F> {
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
                 *this.ended = true;
-                this.branches.cancel_rest(&FINISHED);
+                this.branches.as_mut().cancel_rest(&FINISHED);
                 Poll::Ready(Some(Err(err)))
             }
             Poll::Pending => Poll::Pending,
@@ -154,7 +159,7 @@ impl<F: Future> FusedStream for AsCompleted<F> {
 impl<F> std::fmt::Debug for AsCompleted<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsCompleted")
-            .field("branches", &self.branches)
+            .field("branches", &self.branches.total())
             .field("ended", &self.ended)
             .finish()
     }

@@ -6,11 +6,14 @@
 //! costs an allocation and a virtual call per poll. Instead, each arity has
 //! an enum future (`Branch3<A, B, C>`) with one variant per closure's
 //! future, whose output is an enum (`Out3<A, B, C>`) with one variant per
-//! output. A tuple of closures starts one branch per closure in the engine
-//! the list forms use ([`Branches`]), so each branch runs under its own
-//! child of the context, with the same causes ("lost the race", "a sibling
-//! failed"), fairness, ordering and cancel safety as `race`, `select_first`,
-//! `join_all` and `try_join_all`. Only the outputs are put back together:
+//! output. A tuple of closures starts one branch per closure, in place
+//! ([`Fixed`]: a list of [`Step`]s of the enum's type, nothing allocated),
+//! and the combinators of the list forms run them, so each branch runs
+//! under its own child of the context, with the same causes ("lost the
+//! race", "a sibling failed"), ordering and cancel safety as `race`,
+//! `select_first`, `join_all` and `try_join_all`, and the fairness of their
+//! small sets: every branch polled on every poll, in input order. Only the
+//! outputs are put back together:
 //! [`Uniform`] unwraps outputs that share a type (race, select first),
 //! [`Transposed`] turns a branch's `Result` inside out so that the
 //! `try_join_all` engine sees a failure, and [`Collect`] rebuilds the tuple
@@ -25,8 +28,10 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::branches::Branches;
+use super::branches::{self, BranchSet};
+use super::fixed::{Cons, End, Fixed};
 use super::join::{Join, TryJoin};
+use super::step::Step;
 use super::{JoinAll, Race, SelectFirst, TryJoinAll};
 use crate::context::Context;
 use crate::named::Named;
@@ -61,6 +66,9 @@ pub trait Fanout {
     /// The future of one branch: an enum of the closures' futures.
     type Branch: Future;
 
+    /// The branches in place, each a `W`.
+    type Set<W: Future>: BranchSet<Branch = W>;
+
     /// Starts one branch per closure, in order, each under its own child of
     /// `parent`, as `W` (the branch future or a wrapper of it).
     fn start<W>(
@@ -68,7 +76,7 @@ pub trait Fanout {
         parent: &Context,
         name: Option<&str>,
         location: &'static Location<'static>,
-    ) -> Branches<W>
+    ) -> Self::Set<W>
     where
         W: From<Self::Branch> + Future;
 }
@@ -165,33 +173,44 @@ where
     f
 }
 
+/// The race of [`race!`](crate::race).
+pub type FanoutRace<T> =
+    Race<Uniform<<T as Fanout>::Branch>, <T as Fanout>::Set<Uniform<<T as Fanout>::Branch>>>;
+
 /// [`race!`](crate::race).
 #[track_caller]
-pub fn race<P, T>(parent: &P, fns: T) -> Race<Uniform<T::Branch>>
+pub fn race<P, T>(parent: &P, fns: T) -> FanoutRace<T>
 where
     P: Parent + ?Sized,
     T: Fanout,
     <T::Branch as Future>::Output: IntoInner,
 {
     let (parent, name) = parent.fanout_parent();
-    Race::from_branches(fns.start(parent, name, Location::caller()), parent.clone())
+    Race::from_set(fns.start(parent, name, Location::caller()), parent.clone())
 }
+
+/// The selection of [`select_first!`](crate::select_first).
+pub type FanoutSelectFirst<T, E> = SelectFirst<
+    Uniform<<T as Fanout>::Branch>,
+    E,
+    <T as Fanout>::Set<Uniform<<T as Fanout>::Branch>>,
+>;
 
 /// [`select_first!`](crate::select_first).
 #[track_caller]
-pub fn select_first<P, T, V, E>(parent: &P, fns: T) -> SelectFirst<Uniform<T::Branch>, E>
+pub fn select_first<P, T, V, E>(parent: &P, fns: T) -> FanoutSelectFirst<T, E>
 where
     P: Parent + ?Sized,
     T: Fanout,
     <T::Branch as Future>::Output: IntoInner<Inner = Result<V, E>>,
 {
     let (parent, name) = parent.fanout_parent();
-    SelectFirst::from_branches(fns.start(parent, name, Location::caller()), parent.clone())
+    SelectFirst::from_set(fns.start(parent, name, Location::caller()), parent.clone())
 }
 
 /// [`join!`](crate::join).
 #[track_caller]
-pub fn join<P, T>(parent: &P, fns: T) -> Join<T::Branch>
+pub fn join<P, T>(parent: &P, fns: T) -> Join<T::Branch, T::Set<T::Branch>>
 where
     P: Parent + ?Sized,
     T: Fanout,
@@ -199,12 +218,12 @@ where
 {
     let (parent, name) = parent.fanout_parent();
     let branches = fns.start(parent, name, Location::caller());
-    Join::new(JoinAll::from_branches(branches, parent.clone()))
+    Join::new(JoinAll::from_set(branches, parent.clone()))
 }
 
 /// [`try_join!`](crate::try_join).
 #[track_caller]
-pub fn try_join<P, T, O>(parent: &P, fns: T) -> TryJoin<T::Branch, O>
+pub fn try_join<P, T, O>(parent: &P, fns: T) -> TryJoin<T::Branch, O, T::Set<Transposed<T::Branch>>>
 where
     P: Parent + ?Sized,
     T: Fanout,
@@ -213,7 +232,7 @@ where
 {
     let (parent, name) = parent.fanout_parent();
     let branches = fns.start(parent, name, Location::caller());
-    TryJoin::new(TryJoinAll::from_branches(branches, parent.clone()))
+    TryJoin::new(TryJoinAll::from_set(branches, parent.clone()))
 }
 
 /// The type `$t`, once per `$_`: repeats a type in a macro repetition.
@@ -223,11 +242,37 @@ macro_rules! same_type {
     };
 }
 
+/// The list of `W` steps, one per closure: `Cons<W, Cons<W, End<W>>>`.
+macro_rules! steps_type {
+    ($W:ty;) => { End<$W> };
+    ($W:ty; $m:ident $($rest:ident)*) => { Cons<$W, steps_type!($W; $($rest)*)> };
+}
+
+/// The list of steps itself: closure `$m` (at `$at`) makes variant `$V` of
+/// `$Branch`, as a `W`, under the branch's child. Evaluated in input order.
+macro_rules! steps {
+    ($Branch:ident, $parent:ident, $name:ident, $location:ident;) => { End::new() };
+    (
+        $Branch:ident, $parent:ident, $name:ident, $location:ident;
+        $V:ident $m:ident $at:literal $($rest:tt)*
+    ) => {
+        Cons::new(
+            Step::new(branches::child($parent, $name, $at, $location), |ctx| {
+                W::from($Branch::$V { fut: $m(ctx) })
+            }),
+            steps!($Branch, $parent, $name, $location; $($rest)*),
+        )
+    };
+}
+
 /// The branch enum, the output enum and the tuple impls of one arity:
 /// `$V` names a variant, `$M` a closure's type, `$F` its future's type (and
-/// an output's, in the output enum), `$m` the closure.
+/// an output's, in the output enum), `$m` the closure, `$at` its position.
 macro_rules! fanout {
-    ($Branch:ident, $Proj:ident, $Out:ident; $($V:ident $M:ident $F:ident $m:ident),+) => {
+    (
+        $Branch:ident, $Proj:ident, $Out:ident, $n:literal;
+        $($V:ident $M:ident $F:ident $m:ident $at:literal),+
+    ) => {
         pin_project! {
             /// One branch of a fan-out of this many closures.
             #[project = $Proj]
@@ -303,66 +348,76 @@ macro_rules! fanout {
             $($M: FnOnce(Context) -> $F, $F: Future,)+
         {
             type Branch = $Branch<$($F),+>;
+            type Set<W: Future> = Fixed<steps_type!(W; $($m)+)>;
 
             fn start<W>(
                 self,
                 parent: &Context,
                 name: Option<&str>,
                 location: &'static Location<'static>,
-            ) -> Branches<W>
+            ) -> Self::Set<W>
             where
                 W: From<Self::Branch> + Future,
             {
                 let ($($m,)+) = self;
-                let mut branches = Branches::empty();
-                $(
-                    branches.push(
-                        parent,
-                        name,
-                        |ctx| W::from($Branch::$V { fut: $m(ctx) }),
-                        location,
-                    );
-                )+
-                branches
+                // If a closure panics, the steps already made are dropped
+                // on the way out, which cancels their children.
+                Fixed::new($n, steps!($Branch, parent, name, location; $($V $m $at)+))
             }
         }
     };
 }
 
-fanout!(Branch1, Branch1Proj, Out1; A MA FA a);
-fanout!(Branch2, Branch2Proj, Out2; A MA FA a, B MB FB b);
-fanout!(Branch3, Branch3Proj, Out3; A MA FA a, B MB FB b, C MC FC c);
-fanout!(Branch4, Branch4Proj, Out4; A MA FA a, B MB FB b, C MC FC c, D MD FD d);
-fanout!(Branch5, Branch5Proj, Out5; A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e);
 fanout!(
-    Branch6, Branch6Proj, Out6;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f
+    Branch1, Branch1Proj, Out1, 1;
+    A MA FA a 0
 );
 fanout!(
-    Branch7, Branch7Proj, Out7;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f, G MG FG g
+    Branch2, Branch2Proj, Out2, 2;
+    A MA FA a 0, B MB FB b 1
 );
 fanout!(
-    Branch8, Branch8Proj, Out8;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f, G MG FG g, H MH FH h
+    Branch3, Branch3Proj, Out3, 3;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2
 );
 fanout!(
-    Branch9, Branch9Proj, Out9;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f, G MG FG g, H MH FH h,
-    I MI FI i
+    Branch4, Branch4Proj, Out4, 4;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3
 );
 fanout!(
-    Branch10, Branch10Proj, Out10;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f, G MG FG g, H MH FH h,
-    I MI FI i, J MJ FJ j
+    Branch5, Branch5Proj, Out5, 5;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4
 );
 fanout!(
-    Branch11, Branch11Proj, Out11;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f, G MG FG g, H MH FH h,
-    I MI FI i, J MJ FJ j, K MK FK k
+    Branch6, Branch6Proj, Out6, 6;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5
 );
 fanout!(
-    Branch12, Branch12Proj, Out12;
-    A MA FA a, B MB FB b, C MC FC c, D MD FD d, E ME FE e, F MF FF f, G MG FG g, H MH FH h,
-    I MI FI i, J MJ FJ j, K MK FK k, L ML FL l
+    Branch7, Branch7Proj, Out7, 7;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5, G MG FG g 6
+);
+fanout!(
+    Branch8, Branch8Proj, Out8, 8;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5, G MG FG g 6,
+    H MH FH h 7
+);
+fanout!(
+    Branch9, Branch9Proj, Out9, 9;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5, G MG FG g 6,
+    H MH FH h 7, I MI FI i 8
+);
+fanout!(
+    Branch10, Branch10Proj, Out10, 10;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5, G MG FG g 6,
+    H MH FH h 7, I MI FI i 8, J MJ FJ j 9
+);
+fanout!(
+    Branch11, Branch11Proj, Out11, 11;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5, G MG FG g 6,
+    H MH FH h 7, I MI FI i 8, J MJ FJ j 9, K MK FK k 10
+);
+fanout!(
+    Branch12, Branch12Proj, Out12, 12;
+    A MA FA a 0, B MB FB b 1, C MC FC c 2, D MD FD d 3, E ME FE e 4, F MF FF f 5, G MG FG g 6,
+    H MH FH h 7, I MI FI i 8, J MJ FJ j 9, K MK FK k 10, L ML FL l 11
 );

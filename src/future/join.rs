@@ -8,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::branches::{BranchSet, Branches, Shape};
 use super::fanout::{Collect, Transpose, Transposed};
 use super::{JoinAll, TryJoinAll};
 use crate::error::{Error, TryJoinError};
@@ -34,22 +35,23 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct Join<B: Future> {
+    pub struct Join<B: Future, S: Shape = Branches<B>> {
         #[pin]
-        inner: JoinAll<B>,
+        inner: JoinAll<B, S>,
     }
 }
 
-impl<B: Future> Join<B> {
-    pub(crate) fn new(inner: JoinAll<B>) -> Self {
+impl<B: Future, S: Shape> Join<B, S> {
+    pub(crate) fn new(inner: JoinAll<B, S>) -> Self {
         Join { inner }
     }
 }
 
-impl<B> Future for Join<B>
+impl<B, S> Future for Join<B, S>
 where
     B: Future,
     B::Output: Collect,
+    S: BranchSet<Branch = B>,
 {
     type Output = Result<<B::Output as Collect>::Tuple, Error>;
 
@@ -61,7 +63,7 @@ where
     }
 }
 
-impl<B: Future> fmt::Debug for Join<B> {
+impl<B: Future, S: Shape> fmt::Debug for Join<B, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join").field("inner", &self.inner).finish()
     }
@@ -94,23 +96,24 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryJoin<B, O> {
+    pub struct TryJoin<B, O, S: Shape = Branches<Transposed<B>>> {
         #[pin]
-        inner: TryJoinAll<Transposed<B>, O>,
+        inner: TryJoinAll<Transposed<B>, O, S>,
     }
 }
 
-impl<B, O> TryJoin<B, O> {
-    pub(crate) fn new(inner: TryJoinAll<Transposed<B>, O>) -> Self {
+impl<B, O, S: Shape> TryJoin<B, O, S> {
+    pub(crate) fn new(inner: TryJoinAll<Transposed<B>, O, S>) -> Self {
         TryJoin { inner }
     }
 }
 
-impl<B, O> Future for TryJoin<B, O>
+impl<B, O, S> Future for TryJoin<B, O, S>
 where
     B: Future,
     B::Output: Transpose<Ok = O>,
     O: Collect,
+    S: BranchSet<Branch = Transposed<B>>,
 {
     type Output = Result<O::Tuple, TryJoinError<<B::Output as Transpose>::Err>>;
 
@@ -122,7 +125,7 @@ where
     }
 }
 
-impl<B, O> fmt::Debug for TryJoin<B, O> {
+impl<B, O, S: Shape> fmt::Debug for TryJoin<B, O, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryJoin")
             .field("inner", &self.inner)

@@ -1,14 +1,16 @@
 //! [`JoinAll`] and [`Settle`]: every output, in input order.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::branches::Branches;
-use super::wait::Wait;
+use super::branches::CancelRest;
+use super::branches::{BranchSet, Branches, Round, Shape};
+use super::wait::{Wait, WaitWith};
 use crate::context::Context;
 use crate::error::{Error, FINISHED};
 
@@ -51,7 +53,7 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        JoinAll::from_branches(
+        JoinAll::from_set(
             Branches::new(self, None, fns, Location::caller()),
             self.clone(),
         )
@@ -85,30 +87,31 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future,
     {
-        Settle::from_branches(
+        Settle::from_set(
             Branches::new(self, None, fns, Location::caller()),
             self.clone(),
         )
     }
 }
 
-impl<F: Future> JoinAll<F> {
+impl<F: Future, S: BranchSet<Branch = F>> JoinAll<F, S> {
     /// A join of the branches already started, under `ctx`.
-    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+    pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         JoinAll {
-            outputs: Outputs::new(branches.len()),
+            outputs: Outputs::new(branches.total()),
             branches,
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
+            _branch: PhantomData,
         }
     }
 }
 
 impl<F: Future> Settle<F> {
     /// A settle of the branches already started, under `ctx`.
-    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+    pub(crate) fn from_set(branches: Branches<F>, ctx: Context) -> Self {
         Settle {
-            outputs: Outputs::new(branches.len()),
+            outputs: Outputs::new(branches.total()),
             branches,
             ctx,
             wait: Wait::new(),
@@ -178,8 +181,9 @@ impl<T> Outputs<T> {
 pin_project! {
     /// The future returned by [`Context::join_all`].
     ///
-    /// Each future is polled only when woken (see [`Race`](crate::future::Race) for
-    /// the order). When the last output arrives in the poll in which the
+    /// Each future is polled at most once per poll (see
+    /// [`Race`](crate::future::Race) for which and in what order). When the
+    /// last output arrives in the poll in which the
     /// context ends, the outputs are returned.
     ///
     /// # Cancel safety
@@ -204,22 +208,26 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct JoinAll<F: Future> {
-        branches: Branches<F>,
+    pub struct JoinAll<F: Future, S: Shape = Branches<F>> {
+        // The list forms' branches, or those of `join!` in place.
+        #[pin]
+        branches: S,
         outputs: Outputs<F::Output>,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
+        _branch: PhantomData<fn() -> F>,
     }
 }
 
-impl<F: Future> Future for JoinAll<F> {
+impl<F: Future, S: BranchSet<Branch = F>> Future for JoinAll<F, S> {
     type Output = Result<Vec<F::Output>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         this.outputs.assert_pending("JoinAll");
-        while let Poll::Ready(next) = this.branches.poll_next(cx) {
+        let mut round = Round::default();
+        while let Poll::Ready(next) = this.branches.as_mut().poll_next(&mut round, cx) {
             match next {
                 Some((index, output)) => this.outputs.set(index, output),
                 None => {
@@ -232,7 +240,7 @@ impl<F: Future> Future for JoinAll<F> {
         }
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
-                this.branches.cancel_rest(&FINISHED);
+                this.branches.as_mut().cancel_rest(&FINISHED);
                 this.outputs.discard();
                 Poll::Ready(Err(err))
             }
@@ -241,10 +249,10 @@ impl<F: Future> Future for JoinAll<F> {
     }
 }
 
-impl<F: Future> std::fmt::Debug for JoinAll<F> {
+impl<F: Future, S: Shape> std::fmt::Debug for JoinAll<F, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinAll")
-            .field("branches", &self.branches)
+            .field("branches", &self.branches.total())
             .field("finished", &self.outputs.finished())
             .finish()
     }
@@ -276,6 +284,7 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Settle<F: Future> {
+        #[pin]
         branches: Branches<F>,
         outputs: Outputs<Result<F::Output, Error>>,
         ctx: Context,
@@ -288,9 +297,10 @@ impl<F: Future> Future for Settle<F> {
     type Output = Vec<Result<F::Output, Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         this.outputs.assert_pending("Settle");
-        while let Poll::Ready(next) = this.branches.poll_next(cx) {
+        let mut round = Round::default();
+        while let Poll::Ready(next) = this.branches.as_mut().poll_next(&mut round, cx) {
             match next {
                 Some((index, output)) => this.outputs.set(index, Ok(output)),
                 None => {
@@ -303,7 +313,7 @@ impl<F: Future> Future for Settle<F> {
         }
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
-                this.branches.cancel_rest(&FINISHED);
+                this.branches.as_mut().cancel_rest(&FINISHED);
                 Poll::Ready(this.outputs.take(|| Err(err.clone())))
             }
             Poll::Pending => Poll::Pending,
@@ -314,7 +324,7 @@ impl<F: Future> Future for Settle<F> {
 impl<F: Future> std::fmt::Debug for Settle<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settle")
-            .field("branches", &self.branches)
+            .field("branches", &self.branches.total())
             .field("finished", &self.outputs.finished())
             .finish()
     }

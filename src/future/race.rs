@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -9,8 +10,11 @@ use std::task::{Context as TaskContext, Poll};
 use futures::future::Either;
 use pin_project_lite::pin_project;
 
-use super::branches::Branches;
-use super::wait::Wait;
+use super::branches::CancelRest;
+use super::branches::{self, BranchSet, Branches, Round, Shape};
+use super::fixed::{Cons, End, Fixed};
+use super::step::Step;
+use super::wait::WaitWith;
 use crate::context::{Context, Limit};
 use crate::core::Cause;
 use crate::error::{Error, Reason, FINISHED, LOST_RACE};
@@ -111,28 +115,23 @@ impl Context {
         FA: Future,
         FB: Future,
     {
-        let mut branches = Branches::empty();
-        branches.push(
-            self,
-            name,
-            |ctx| OneOf {
-                inner: Side::Left { fut: a(ctx) },
-            },
-            location,
-        );
-        branches.push(
-            self,
-            name,
-            |ctx| OneOf {
-                inner: Side::Right { fut: b(ctx) },
-            },
-            location,
-        );
+        // In place, in input order: the children are derived and the
+        // closures called one after the other (see `fixed.rs`).
+        let left = Step::new(branches::child(self, name, 0, location), |ctx| OneOf {
+            inner: Side::Left { fut: a(ctx) },
+        });
+        let right = Step::new(branches::child(self, name, 1, location), |ctx| OneOf {
+            inner: Side::Right { fut: b(ctx) },
+        });
+        let set = Fixed::new(2, Cons::new(left, Cons::new(right, End::new())));
         RaceEither {
-            race: Race::from_branches(branches, self.clone()),
+            race: Race::from_set(set, self.clone()),
         }
     }
 }
+
+/// Two branches of one type, in place.
+type Pair<F> = Fixed<Cons<F, Cons<F, End<F>>>>;
 
 impl<F: Future> Race<F> {
     /// A race of one branch per function, each under a child of `parent`
@@ -148,25 +147,26 @@ impl<F: Future> Race<F> {
         M: FnOnce(Context) -> F,
     {
         let branches = Branches::new(parent, name, fns, location);
-        if branches.len() > 0 {
-            return Race::from_branches(branches, parent.clone());
+        if branches.total() > 0 {
+            return Race::from_set(branches, parent.clone());
         }
         // Waits on a child that is already over, so the race fails at once
         // with an error located at the call.
         let name = name.map(|name| Cow::Owned(name.to_owned()));
         let (empty, handle) = parent.derive(name, Limit::None, location);
         handle.cancel_for(Cause::Reason(&NOTHING_TO_RACE));
-        Race::from_branches(branches, empty)
+        Race::from_set(branches, empty)
     }
 }
 
-impl<F> Race<F> {
+impl<F, S: Shape> Race<F, S> {
     /// A race of the branches already started, under `ctx`.
-    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+    pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         Race {
             branches,
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
+            _branch: PhantomData,
         }
     }
 }
@@ -194,7 +194,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct RaceEither<A, B> {
         #[pin]
-        race: Race<OneOf<A, B>>,
+        race: Race<OneOf<A, B>, Pair<OneOf<A, B>>>,
     }
 }
 
@@ -244,11 +244,15 @@ pin_project! {
     ///
     /// # Fairness
     ///
-    /// On the first poll the futures are polled in input order; after that,
-    /// only the futures that were woken are polled, in the order they were
-    /// woken. When several complete in the same poll, the first one polled
-    /// wins: on the first poll, the lowest index. A slow future cannot starve
-    /// the others: each is polled at most once per poll of the race.
+    /// A race of up to eight futures, and every race of closures of
+    /// different types ([`race!`](crate::race), [`Context::race_either`]),
+    /// polls every running future on every poll of the race, in input order,
+    /// as `tokio::select!` polls its branches. A larger race polls them all
+    /// on its first poll, in input order, and after that only those that
+    /// were woken, in the order they were woken. Either way each future is
+    /// polled at most once per poll of the race, so a slow one cannot starve
+    /// the others, and when several complete in the same poll, the first one
+    /// polled wins: on the first poll, the lowest index.
     ///
     /// # Ordering
     ///
@@ -284,26 +288,32 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct Race<F> {
-        branches: Branches<F>,
+    pub struct Race<F, S: Shape = Branches<F>> {
+        // The list forms' branches (`branches.rs`), or those of a fixed
+        // number in place (`fixed.rs`) for `race_either` and `race!`.
+        #[pin]
+        branches: S,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
+        _branch: PhantomData<fn() -> F>,
     }
 }
 
-impl<F: Future> Future for Race<F> {
+impl<F: Future, S: BranchSet<Branch = F>> Future for Race<F, S> {
     type Output = Result<(usize, F::Output), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(Some(winner)) = this.branches.poll_next(cx) {
-            this.branches.cancel_rest(&LOST_RACE);
+        let mut this = self.project();
+        let mut round = Round::default();
+        if let Poll::Ready(Some(winner)) = this.branches.as_mut().poll_next(&mut round, cx) {
+            this.branches.as_mut().cancel_rest(&LOST_RACE);
+            this.wait.clear();
             return Poll::Ready(Ok(winner));
         }
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
-                this.branches.cancel_rest(&FINISHED);
+                this.branches.as_mut().cancel_rest(&FINISHED);
                 Poll::Ready(Err(err))
             }
             Poll::Pending => Poll::Pending,
@@ -311,10 +321,11 @@ impl<F: Future> Future for Race<F> {
     }
 }
 
-impl<F> std::fmt::Debug for Race<F> {
+impl<F, S: Shape> std::fmt::Debug for Race<F, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Race")
-            .field("branches", &self.branches)
+            .field("branches", &self.branches.total())
+            .field("running", &self.branches.running())
             .field("ctx", &self.ctx)
             .finish()
     }

@@ -1,14 +1,16 @@
 //! [`SelectFirst`]: the first success among several futures wins.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::branches::Branches;
-use super::wait::Wait;
+use super::branches::CancelRest;
+use super::branches::{BranchSet, Branches, Round, Shape};
+use super::wait::WaitWith;
 use crate::context::Context;
 use crate::error::{SelectError, FINISHED, LOST_RACE};
 
@@ -53,21 +55,22 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        SelectFirst::from_branches(
+        SelectFirst::from_set(
             Branches::new(self, None, fns, Location::caller()),
             self.clone(),
         )
     }
 }
 
-impl<F, E> SelectFirst<F, E> {
+impl<F, E, S: Shape> SelectFirst<F, E, S> {
     /// A selection among the branches already started, under `ctx`.
-    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+    pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         SelectFirst {
             branches,
             failures: Some(Vec::new()),
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
+            _branch: PhantomData,
         }
     }
 }
@@ -77,9 +80,11 @@ pin_project! {
     ///
     /// # Fairness
     ///
-    /// As [`Race`](crate::future::Race): input order on the first poll, wake order
-    /// after that; on the first poll, the lowest index among simultaneous
-    /// successes wins.
+    /// As [`Race`](crate::future::Race): up to eight futures, or closures
+    /// of different types ([`select_first!`](crate::select_first)), are all
+    /// polled in input order on every poll; more, in input order on the
+    /// first poll and in wake order after that. Each is polled at most once
+    /// per poll; the first success polled wins.
     ///
     /// # Ordering
     ///
@@ -110,31 +115,36 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct SelectFirst<F, E> {
-        branches: Branches<F>,
+    pub struct SelectFirst<F, E, S: Shape = Branches<F>> {
+        #[pin]
+        branches: S,
         // Taken when it completes, which is how it knows it has.
         failures: Option<Vec<(usize, E)>>,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
+        _branch: PhantomData<fn() -> F>,
     }
 }
 
-impl<F, T, E> Future for SelectFirst<F, E>
+impl<F, T, E, S> Future for SelectFirst<F, E, S>
 where
     F: Future<Output = Result<T, E>>,
+    S: BranchSet<Branch = F>,
 {
     type Output = Result<(usize, T), SelectError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let Some(failures) = this.failures.as_mut() else {
             panic!("`SelectFirst` polled after it completed");
         };
+        let mut round = Round::default();
         loop {
-            match this.branches.poll_next(cx) {
+            match this.branches.as_mut().poll_next(&mut round, cx) {
                 Poll::Ready(Some((index, Ok(value)))) => {
-                    this.branches.cancel_rest(&LOST_RACE);
+                    this.branches.as_mut().cancel_rest(&LOST_RACE);
+                    this.wait.clear();
                     *this.failures = None;
                     return Poll::Ready(Ok((index, value)));
                 }
@@ -155,7 +165,7 @@ where
         }
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
-                this.branches.cancel_rest(&FINISHED);
+                this.branches.as_mut().cancel_rest(&FINISHED);
                 let failures = this.failures.take().unwrap_or_default();
                 Poll::Ready(Err(SelectError::new(failures, Some(err))))
             }
@@ -164,10 +174,11 @@ where
     }
 }
 
-impl<F, E> std::fmt::Debug for SelectFirst<F, E> {
+impl<F, E, S: Shape> std::fmt::Debug for SelectFirst<F, E, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectFirst")
-            .field("branches", &self.branches)
+            .field("branches", &self.branches.total())
+            .field("running", &self.branches.running())
             .field("failed", &self.failures.as_ref().map_or(0, Vec::len))
             .field("ctx", &self.ctx)
             .finish()

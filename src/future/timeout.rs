@@ -6,15 +6,10 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::wait::{DeadlineWatch, Wait};
+use super::step::Step;
+use super::wait::{DeadlineWatch, InlineWait};
 use crate::context::Context;
-use crate::core::Cause;
-use crate::current::Scoped;
-use crate::error::{Error, FINISHED, MAKER_PANICKED};
-
-/// The references a finished `Timeout` holds to its child: the one in its
-/// [`Scoped`] future.
-const OWN_REFS: usize = 1;
+use crate::error::Error;
 
 pin_project! {
     /// A future running under its own child context, made by
@@ -65,40 +60,42 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Timeout<F> {
-        // The child lives in the scoped future, which makes it current while
-        // the future is polled: no second copy, so no reference counting on
-        // every step. Only the child's ancestors can cancel it (nobody else
-        // has its handle).
+        // The future under its child (`step.rs`): canceling the child before
+        // the future is dropped, and finishing it when the future completes,
+        // are the step's. Only the child's ancestors and the step can cancel
+        // it (nobody else has its handle).
         #[pin]
-        fut: Scoped<F>,
+        step: Step<F>,
+        // The timer in place: a step that waits arms one, as
+        // `tokio::time::timeout` does, and need not allocate it.
         #[pin]
-        wait: Wait,
+        wait: InlineWait,
         finished: bool,
     }
 
     impl<F> PinnedDrop for Timeout<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Before the fields are dropped: the child is canceled before the
-            // future is, and the future's drop code sees why.
+            // Before the step gives up on its child (S4 of `step.rs`): the
+            // registration holds the child too, and would make the step
+            // cancel it eagerly. (A finished step has let go of its
+            // registration already.)
             let this = this.project();
             if !*this.finished {
-                if let Some(child) = this.fut.as_ref().get_ref().context().node() {
-                    child.abandon(Cause::Reason(&FINISHED));
-                }
+                this.wait.clear();
             }
         }
     }
 }
 
 impl<Fut: Future> Timeout<Fut> {
+    #[inline]
     pub(crate) fn new<F>(child: Context, f: F) -> Self
     where
         F: FnOnce(Context) -> Fut,
     {
-        let fut = make_under(&child, f);
         Timeout {
-            fut: Scoped::new(child, fut),
-            wait: Wait::new(),
+            step: Step::new(child, f),
+            wait: InlineWait::new(),
             finished: false,
         }
     }
@@ -126,7 +123,7 @@ impl<F> Timeout<F> {
         if self.finished {
             return None;
         }
-        Some(self.fut.context().clone())
+        Some(self.step.context().clone())
     }
 }
 
@@ -140,15 +137,15 @@ impl<F: Future> Future for Timeout<F> {
             // still there, and must not be polled again.
             panic!("`Timeout` polled after it completed");
         }
-        if let Poll::Ready(output) = this.fut.as_mut().poll(cx) {
-            // Stop waiting first: our own waker and timer are not a reason to
-            // cancel the child, and must not be woken by it.
-            this.wait.clear();
+        if let Poll::Ready(output) = this.step.as_mut().poll(cx) {
             *this.finished = true;
-            finish(this.fut.as_ref().get_ref());
+            // Stop waiting first (S4 of `step.rs`): the registration holds
+            // the child, which is not a reason to cancel it.
+            this.wait.clear();
+            this.step.finish();
             return Poll::Ready(Ok(output));
         }
-        let Some(child) = this.fut.as_ref().get_ref().context().node() else {
+        let Some(child) = this.step.context().node() else {
             return Poll::Pending;
         };
         // Only an ancestor can cancel the child (its handle is ours), so the
@@ -160,43 +157,13 @@ impl<F: Future> Future for Timeout<F> {
             .poll_wait_via(child, parent_target, DeadlineWatch::TimerOnly, cx)
         {
             Poll::Ready(err) => {
+                // The child has ended: nothing to cancel. The future is
+                // dropped with the step.
                 *this.finished = true;
-                finish(this.fut.as_ref().get_ref());
                 Poll::Ready(Err(err))
             }
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-/// Calls `f` with a clone of `child`. If `f` panics, `child` is canceled
-/// before the panic goes on: `f` may have started work under it (spawned a
-/// task, handed it to a library), and nothing else would ever end it.
-pub(crate) fn make_under<F, Fut>(child: &Context, f: F) -> Fut
-where
-    F: FnOnce(Context) -> Fut,
-{
-    struct CancelOnUnwind<'a>(Option<&'a Context>);
-
-    impl Drop for CancelOnUnwind<'_> {
-        fn drop(&mut self) {
-            if let Some(node) = self.0.and_then(Context::node) {
-                node.cancel(Some(Cause::Reason(&MAKER_PANICKED)));
-            }
-        }
-    }
-
-    let mut guard = CancelOnUnwind(Some(child));
-    let fut = f(child.clone());
-    guard.0 = None;
-    fut
-}
-
-/// Cancels the child of a step that has ended, so that nothing started under
-/// it outlives the step, unless nobody could tell.
-fn finish<F>(fut: &Scoped<F>) {
-    if let Some(child) = fut.context().node() {
-        child.finish(Cause::Reason(&FINISHED), OWN_REFS);
     }
 }
 

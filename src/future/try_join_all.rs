@@ -1,15 +1,17 @@
 //! [`TryJoinAll`]: every success in input order, or the first failure.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::branches::Branches;
+use super::branches::CancelRest;
+use super::branches::{BranchSet, Branches, Round, Shape};
 use super::join_all::Outputs;
-use super::wait::Wait;
+use super::wait::WaitWith;
 use crate::context::Context;
 use crate::error::{TryJoinError, FINISHED, SIBLING_FAILED};
 
@@ -61,21 +63,22 @@ impl Context {
         M: FnOnce(Context) -> F,
         F: Future<Output = Result<T, E>>,
     {
-        TryJoinAll::from_branches(
+        TryJoinAll::from_set(
             Branches::new(self, None, fns, Location::caller()),
             self.clone(),
         )
     }
 }
 
-impl<F, T> TryJoinAll<F, T> {
+impl<F, T, S: Shape> TryJoinAll<F, T, S> {
     /// A join of the branches already started, under `ctx`.
-    pub(crate) fn from_branches(branches: Branches<F>, ctx: Context) -> Self {
+    pub(crate) fn from_set(branches: S, ctx: Context) -> Self {
         TryJoinAll {
-            values: Outputs::new(branches.len()),
+            values: Outputs::new(branches.total()),
             branches,
             ctx,
-            wait: Wait::new(),
+            wait: WaitWith::new(),
+            _branch: PhantomData,
         }
     }
 }
@@ -110,25 +113,30 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryJoinAll<F, T> {
-        branches: Branches<F>,
+    pub struct TryJoinAll<F, T, S: Shape = Branches<F>> {
+        // The list forms' branches, or those of `try_join!` in place.
+        #[pin]
+        branches: S,
         values: Outputs<T>,
         ctx: Context,
         #[pin]
-        wait: Wait,
+        wait: WaitWith<S::Timer>,
+        _branch: PhantomData<fn() -> F>,
     }
 }
 
-impl<F, T, E> Future for TryJoinAll<F, T>
+impl<F, T, E, S> Future for TryJoinAll<F, T, S>
 where
     F: Future<Output = Result<T, E>>,
+    S: BranchSet<Branch = F>,
 {
     type Output = Result<Vec<T>, TryJoinError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         this.values.assert_pending("TryJoinAll");
-        while let Poll::Ready(next) = this.branches.poll_next(cx) {
+        let mut round = Round::default();
+        while let Poll::Ready(next) = this.branches.as_mut().poll_next(&mut round, cx) {
             match next {
                 Some((index, Ok(value))) => this.values.set(index, value),
                 Some((index, Err(error))) => {
@@ -137,10 +145,10 @@ where
                     // style, returning its context's error) did not fail on
                     // its own: the end is what happened.
                     if let Some(ended) = this.ctx.err() {
-                        this.branches.cancel_rest(&FINISHED);
+                        this.branches.as_mut().cancel_rest(&FINISHED);
                         return Poll::Ready(Err(TryJoinError::Ended(ended)));
                     }
-                    this.branches.cancel_rest(&SIBLING_FAILED);
+                    this.branches.as_mut().cancel_rest(&SIBLING_FAILED);
                     return Poll::Ready(Err(TryJoinError::Failed { index, error }));
                 }
                 None => {
@@ -153,7 +161,7 @@ where
         }
         match this.wait.poll_wait(this.ctx, cx) {
             Poll::Ready(err) => {
-                this.branches.cancel_rest(&FINISHED);
+                this.branches.as_mut().cancel_rest(&FINISHED);
                 this.values.discard();
                 Poll::Ready(Err(TryJoinError::Ended(err)))
             }
@@ -162,10 +170,10 @@ where
     }
 }
 
-impl<F, T> std::fmt::Debug for TryJoinAll<F, T> {
+impl<F, T, S: Shape> std::fmt::Debug for TryJoinAll<F, T, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TryJoinAll")
-            .field("branches", &self.branches)
+            .field("branches", &self.branches.total())
             .field("succeeded", &self.values.finished())
             .finish()
     }

@@ -5,6 +5,12 @@
 //! reaches the ancestors), and arms a timer for the effective deadline only
 //! then. Deriving a context therefore never creates a timer; awaiting one
 //! creates exactly one.
+//!
+//! Where the timer lives is the waiter's choice: [`Wait`] boxes it, so that
+//! `Done` and the streams stay small and `Unpin`; [`InlineWait`] keeps it in
+//! place, for the combinators that are pinned anyway and whose every step
+//! that waits would otherwise allocate it (`with_timeout`, `race`: what
+//! `tokio::time::timeout`, their peer in `benches/peers.rs`, does too).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,25 +18,50 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::context::Context;
 use crate::core::{Entry, Node};
 use crate::error::Error;
 
 /// A waker registered on a node, removed again on drop.
+///
+/// It holds the node *waited on*, and finds the node registered on (that
+/// node or an ancestor, which it keeps alive) by its address. Many waiters
+/// register on one node: a step's waker goes to its parent, and the
+/// waiters on a thousand handle-less children of a request all go to the
+/// request (invariant 9 of the core). Holding that node would make every
+/// waiter touch its reference count, on a cache line all the workers share,
+/// when it registers and again when it is done (`benches/peers.rs`, "cancel
+/// a root with 1,000 awaited children until all woke"); the node waited on
+/// is usually the waiter's own.
 #[derive(Debug)]
 struct Registration {
     node: Arc<Node>,
+    /// The address of the node registered on: `node` or an ancestor.
+    on: usize,
     key: usize,
     /// A copy of the waker in the node's list, so that a poll by the same
     /// task (the usual case) needs no lock to know it is still current.
     waker: Waker,
 }
 
+impl Registration {
+    /// The node registered on.
+    fn target(&self) -> Option<&Arc<Node>> {
+        let mut node = &self.node;
+        while Arc::as_ptr(node) as usize != self.on {
+            node = node.parent()?;
+        }
+        Some(node)
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.node.deregister(self.key);
+        if let Some(target) = self.target() {
+            target.deregister(self.key);
+        }
     }
 }
 
@@ -47,24 +78,136 @@ pub(crate) enum DeadlineWatch {
     TimerOnly,
 }
 
-pin_project! {
-    /// The state of one waiter: its registration and its lazily armed timer.
-    #[derive(Debug)]
-    pub(crate) struct Wait {
-        registration: Option<Registration>,
-        // Boxed: a `Sleep` is large, and every combinator future carries a
-        // `Wait` that most never arm. Boxing keeps those futures small and
-        // cheap to move, costs one allocation only when a timer is armed,
-        // and makes `Wait` (and `Done` and the streams built on it) `Unpin`.
-        sleep: Option<Pin<Box<Sleep>>>,
+/// A timer armed the first time a waiter would return `Pending` for a
+/// context with a deadline.
+///
+/// Public only so that the futures of the fan-out macros can name it.
+#[doc(hidden)]
+pub trait Timer {
+    /// Not armed.
+    fn unarmed() -> Self;
+    /// True once armed.
+    fn is_armed(&self) -> bool;
+    /// Arms the timer for `deadline` if it is not armed, and polls it.
+    fn poll_until(self: Pin<&mut Self>, deadline: Instant, cx: &mut TaskContext<'_>) -> Poll<()>;
+    /// Moves the timer to `deadline` if it is armed for another instant:
+    /// the deadline moved (invariant 14 of the core).
+    fn follow(self: Pin<&mut Self>, deadline: Instant);
+    /// Disarms it.
+    fn disarm(self: Pin<&mut Self>);
+}
+
+/// A boxed timer: a `Sleep` is large, and `Done` and the streams carry a
+/// waiter that most never arm. Boxing keeps them small and cheap to move,
+/// costs one allocation only when a timer is armed, and makes them `Unpin`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Boxed(Option<Pin<Box<Sleep>>>);
+
+impl Timer for Boxed {
+    fn unarmed() -> Self {
+        Boxed(None)
+    }
+
+    fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn poll_until(
+        mut self: Pin<&mut Self>,
+        deadline: Instant,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        self.0
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut()
+            .poll(cx)
+    }
+
+    fn follow(mut self: Pin<&mut Self>, deadline: Instant) {
+        if let Some(sleep) = self.0.as_mut() {
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+        }
+    }
+
+    #[inline]
+    fn disarm(mut self: Pin<&mut Self>) {
+        if self.0.is_some() {
+            self.0 = None;
+        }
     }
 }
 
-impl Wait {
+pin_project! {
+    /// A timer in place, for waiters inside futures that are pinned anyway.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub struct Inline {
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl Timer for Inline {
+    fn unarmed() -> Self {
+        Inline { sleep: None }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.sleep.is_some()
+    }
+
+    fn poll_until(self: Pin<&mut Self>, deadline: Instant, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut sleep = self.project().sleep;
+        if sleep.is_none() {
+            sleep.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match sleep.as_pin_mut() {
+            Some(sleep) => sleep.poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
+    fn follow(self: Pin<&mut Self>, deadline: Instant) {
+        if let Some(sleep) = self.project().sleep.as_pin_mut() {
+            if sleep.deadline() != deadline {
+                sleep.reset(deadline);
+            }
+        }
+    }
+
+    #[inline]
+    fn disarm(self: Pin<&mut Self>) {
+        let mut sleep = self.project().sleep;
+        if sleep.is_some() {
+            sleep.set(None);
+        }
+    }
+}
+
+/// A waiter whose timer is boxed: `Unpin`, and small until armed.
+pub(crate) type Wait = WaitWith<Boxed>;
+
+/// A waiter whose timer is in place: no allocation to arm it.
+pub(crate) type InlineWait = WaitWith<Inline>;
+
+pin_project! {
+    /// The state of one waiter: its registration and its lazily armed timer.
+    #[derive(Debug)]
+    pub(crate) struct WaitWith<T> {
+        registration: Option<Registration>,
+        #[pin]
+        timer: T,
+    }
+}
+
+impl<T: Timer> WaitWith<T> {
     pub(crate) fn new() -> Self {
-        Wait {
+        WaitWith {
             registration: None,
-            sleep: None,
+            timer: T::unarmed(),
         }
     }
 
@@ -75,9 +218,7 @@ impl Wait {
         if this.registration.is_some() {
             *this.registration = None;
         }
-        if this.sleep.is_some() {
-            *this.sleep = None;
-        }
+        this.timer.disarm();
     }
 
     /// Resolves to `ctx`'s error once it has ended; may be polled again after
@@ -103,7 +244,8 @@ impl Wait {
         self.poll_wait_via(node, node.wait_target(), DeadlineWatch::CheckFirst, cx)
     }
 
-    /// Waits for `node` to end, with the waker registered on `register_on`.
+    /// Waits for `node` to end, with the waker registered on `register_on`,
+    /// which is `node` or one of its ancestors.
     ///
     /// A combinator whose child nobody but its ancestors can cancel (its
     /// handle is private) registers on the parent instead of the child: the
@@ -117,10 +259,10 @@ impl Wait {
         watch: DeadlineWatch,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        let this = self.project();
+        let mut this = self.project();
         // Once the timer is armed the deadline is its business: only a
         // cancellation needs checking, without a clock read.
-        let ended = if watch == DeadlineWatch::TimerOnly || this.sleep.is_some() {
+        let ended = if watch == DeadlineWatch::TimerOnly || this.timer.is_armed() {
             node.is_canceled()
         } else {
             node.is_done()
@@ -134,15 +276,21 @@ impl Wait {
             (Some(registration), _) if registration.waker.will_wake(cx.waker()) => true,
             (Some(registration), _) => {
                 registration.waker.clone_from(cx.waker());
-                registration.node.update_waker(registration.key, cx.waker())
+                match registration.target() {
+                    Some(target) => target.update_waker(registration.key, cx.waker()),
+                    None => false,
+                }
             }
             (None, Some(target)) => match target.register(Entry::Waker(cx.waker().clone())) {
                 Ok(key) => {
-                    *this.registration = Some(Registration {
-                        node: Arc::clone(target),
+                    let registration = Registration {
+                        node: Arc::clone(node),
+                        on: Arc::as_ptr(target) as usize,
                         key,
                         waker: cx.waker().clone(),
-                    });
+                    };
+                    debug_assert!(registration.target().is_some(), "not an ancestor");
+                    *this.registration = Some(registration);
                     true
                 }
                 Err(_) => false,
@@ -163,16 +311,13 @@ impl Wait {
         }
 
         if let Some(deadline) = node.deadline() {
-            let sleep = this
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             // Below a movable deadline the timer follows the deadline: a move
             // earlier woke us to get here, a move later finds the timer
-            // early (invariant 13 of the core).
-            if node.follows_a_move() && sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
+            // early (invariant 14 of the core).
+            if node.follows_a_move() {
+                this.timer.as_mut().follow(deadline);
             }
-            if sleep.as_mut().poll(cx).is_ready() {
+            if this.timer.as_mut().poll_until(deadline, cx).is_ready() {
                 *this.registration = None;
                 let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
                 return Poll::Ready(Error::from_ending(node, ending));
