@@ -237,6 +237,7 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    #[inline]
     pub(crate) fn new(location: &'static Location<'static>, budget: Option<Duration>) -> Self {
         Meta {
             location,
