@@ -104,8 +104,12 @@ pin_project! {
     }
 
     impl<F> PinnedDrop for Scoped<F> {
+        #[inline]
         fn drop(this: Pin<&mut Self>) {
-            this.drop_future(None);
+            // A future that completed was dropped then: usually nothing to do.
+            if this.has_future() {
+                this.drop_future(None);
+            }
         }
     }
 }
