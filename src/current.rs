@@ -59,8 +59,13 @@ thread_local! {
 /// Moves `ctx` into the slot and the slot's previous context into `ctx`.
 #[inline]
 fn swap(ctx: &mut Context) {
-    let previous = CURRENT.with(|current| current.replace(ManuallyDrop::new(mem::take(ctx))));
-    *ctx = ManuallyDrop::into_inner(previous);
+    let previous = CURRENT.with(|current| {
+        current.replace(ManuallyDrop::new(mem::replace(ctx, Context::background())))
+    });
+    // `ctx` holds the background context now, which owns nothing:
+    // forgetting it skips drop glue that would find nothing to do, twice on
+    // every poll of every combinator.
+    mem::forget(mem::replace(ctx, ManuallyDrop::into_inner(previous)));
 }
 
 /// Runs `f` with `ctx` as current. Meanwhile `ctx` holds the context that was
@@ -99,8 +104,12 @@ pin_project! {
     }
 
     impl<F> PinnedDrop for Scoped<F> {
+        #[inline]
         fn drop(this: Pin<&mut Self>) {
-            this.drop_future(None);
+            // A future that completed was dropped then: usually nothing to do.
+            if this.has_future() {
+                this.drop_future(None);
+            }
         }
     }
 }

@@ -103,10 +103,13 @@ impl Deadline {
     ///
     /// Every timed derivation comes here: adding the timeout before
     /// packing converts once instead of packing the current instant and
-    /// repacking the sum.
+    /// repacking the sum. Inlined, and on the standard library's instants
+    /// (which tokio's wrap), so that the one subtraction is the only call
+    /// besides the clock's.
+    #[inline]
     pub(crate) fn from_now(timeout: Duration) -> Deadline {
         let now = Instant::now();
-        match now.checked_duration_since(origin()) {
+        match now.into_std().checked_duration_since(origin().into_std()) {
             Some(elapsed) => Deadline::sum(elapsed, timeout),
             // A paused clock can stand before the origin another runtime set.
             None => Deadline::new(Some(now)).after(timeout),
@@ -194,9 +197,15 @@ impl Deadline {
 pub(crate) struct Budget(u64);
 
 impl Budget {
+    /// In 64-bit arithmetic: every timed derivation comes here, and a
+    /// `u128` of nanoseconds costs a wide multiplication and a range check.
+    #[inline]
     pub(crate) fn new(budget: Option<Duration>) -> Budget {
         Budget(budget.map_or(0, |b| {
-            u64::try_from(b.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(1))
+            b.as_secs()
+                .checked_mul(u64::from(NANOS_PER_SEC))
+                .and_then(|n| n.checked_add(u64::from(b.subsec_nanos()) + 1))
+                .unwrap_or(u64::MAX)
         }))
     }
 

@@ -297,6 +297,7 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    #[inline]
     pub(crate) fn new(location: &'static Location<'static>, budget: Option<Duration>) -> Self {
         Meta {
             location,
@@ -650,6 +651,7 @@ impl Node {
 
     /// Whether the wait list is closed (invariant 3); authoritative when read
     /// under the node's lock, where the bit is written.
+    #[inline]
     fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
@@ -1019,12 +1021,15 @@ impl Node {
 
     /// True if something ever registered on this node (a waiter, a
     /// callback, a linked child).
+    #[inline]
     pub(crate) fn ever_awaited(&self) -> bool {
         self.state.load(Ordering::Acquire) & AWAITED != 0
     }
 
     /// True if something waits on this node now: cancelling it has work to
-    /// do beyond the record.
+    /// do beyond the record. Inlined: a step asks when it finishes, and the
+    /// answer is usually one load away.
+    #[inline]
     pub(crate) fn has_waiters(&self) -> bool {
         if !self.ever_awaited() || self.is_closed() {
             return false;

@@ -249,6 +249,7 @@ where
     struct CancelOnUnwind<'a>(Option<&'a Context>);
 
     impl Drop for CancelOnUnwind<'_> {
+        #[inline]
         fn drop(&mut self) {
             if let Some(node) = self.0.and_then(Context::node) {
                 node.cancel(Some(Cause::Reason(&MAKER_PANICKED)));

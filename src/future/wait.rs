@@ -212,8 +212,16 @@ impl<T: Timer> WaitWith<T> {
     }
 
     /// Stops waiting: removes the registration and the timer, if any.
+    /// The check is inlined: a step that never waited (a ready one) has
+    /// neither, and should not pay a call to find out.
     #[inline]
     pub(crate) fn clear(self: Pin<&mut Self>) {
+        if self.registration.is_some() || self.timer.is_armed() {
+            self.clear_armed();
+        }
+    }
+
+    fn clear_armed(self: Pin<&mut Self>) {
         let this = self.project();
         if this.registration.is_some() {
             *this.registration = None;
