@@ -113,6 +113,11 @@ impl CancelHandle {
         self.node.cancel(Some(Cause::User(Arc::from(cause.into()))));
     }
 
+    /// The node it cancels.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// Cancels with one of this crate's own reasons.
     pub(crate) fn cancel_for(&self, cause: Cause) {
         self.node.cancel(Some(cause));

@@ -12,7 +12,7 @@ use crate::context::{Context, Limit};
 use crate::core::Cause;
 use crate::error::Reason;
 
-static TOKEN_CANCELED: Reason = Reason("its cancellation token was canceled");
+static TOKEN_CANCELED: Reason = Reason::TokenCanceled;
 
 /// **Tokens**: the bridge to tokio-util's `CancellationToken`.
 impl Context {

@@ -150,8 +150,12 @@ mod integrations;
 mod interop;
 mod loom;
 mod macros;
+mod min_budget;
+mod movable;
 mod named;
 mod on_done;
+pub mod report;
+mod reserve;
 mod stream;
 mod task;
 #[cfg(feature = "test-util")]
@@ -161,10 +165,14 @@ mod value;
 
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
-pub use error::{Error, ScopeError, SelectError, TryJoinError};
+pub use error::{Error, Reason, ScopeError, SelectError, TryJoinError};
 pub use integrations::grpc_timeout::{GrpcTimeout, InvalidGrpcTimeout};
+pub use min_budget::MinBudget;
+pub use movable::DeadlineHandle;
 pub use named::Named;
 pub use on_done::OnDone;
+pub use report::BudgetReport;
+pub use reserve::Reserve;
 pub use stream::ContextStream;
 pub use task::{Scope, ScopedHandle, TaskHandle};
 

@@ -11,7 +11,8 @@ use futures::Stream;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelHandle;
-use crate::context::{Context, Limit};
+use crate::context::{user_cause, Context, Limit};
+use crate::core::Cold;
 use crate::future::branches::Branches;
 use crate::future::{
     AsCompleted, JoinAll, Race, RaceEither, ScopeFuture, SelectFirst, Settle, Timeout, TryJoinAll,
@@ -68,6 +69,11 @@ impl<'a> Named<'a> {
     /// The name it will carry.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The context the derivation starts from, and the name.
+    pub(crate) fn into_parts(self) -> (&'a Context, Cow<'static, str>) {
+        (self.parent, self.name)
     }
 
     /// [`Context::child`] with this name.
@@ -142,6 +148,66 @@ impl<'a> Named<'a> {
     pub fn child_with_timeout(self, timeout: Duration) -> (Context, CancelHandle) {
         self.parent
             .derive(Some(self.name), Limit::Timeout(timeout), Location::caller())
+    }
+
+    /// [`Context::child_with_deadline_cause`] with this name.
+    ///
+    /// ```
+    /// use tokio::time::Instant;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background()
+    ///     .named("batch")
+    ///     .child_with_deadline_cause(Instant::now(), "the window closed");
+    /// let err = ctx.err().unwrap();
+    /// assert_eq!(err.context_name(), Some("batch"));
+    /// assert!(err.cause_is("the window closed"));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_deadline_cause<E>(
+        self,
+        deadline: Instant,
+        cause: E,
+    ) -> (Context, CancelHandle)
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        self.parent.derive_with(
+            Cold::with_deadline_cause(Some(self.name), user_cause(cause)),
+            Limit::Deadline(deadline),
+            Location::caller(),
+        )
+    }
+
+    /// [`Context::child_with_timeout_cause`] with this name.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_ctx::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _) = Context::background()
+    ///     .named("lookup")
+    ///     .child_with_timeout_cause(Duration::ZERO, "too slow");
+    /// let err = ctx.err().unwrap();
+    /// assert_eq!(err.context_name(), Some("lookup"));
+    /// assert!(err.cause_is("too slow"));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_timeout_cause<E>(self, timeout: Duration, cause: E) -> (Context, CancelHandle)
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        self.parent.derive_with(
+            Cold::with_deadline_cause(Some(self.name), user_cause(cause)),
+            Limit::Timeout(timeout),
+            Location::caller(),
+        )
     }
 
     /// [`Context::with_timeout`] with this name.
@@ -269,7 +335,7 @@ impl<'a> Named<'a> {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        self.parent.without_cancel().step(
+        self.parent.cleanup_step(
             Some(self.name),
             Limit::Timeout(limit),
             Location::caller(),

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::core::{set_alarm, Callback, Entry, Node};
+use crate::core::{Callback, Entry, Node};
 
 /// **Callbacks**: run code when the context ends (Go's `AfterFunc`).
 impl Context {
@@ -78,9 +78,9 @@ impl Context {
                 return on_done;
             }
         }
-        if let Some(deadline) = node.deadline() {
-            set_alarm(deadline, &callback);
-        }
+        // Below a movable deadline, the alarm follows every move (invariant
+        // 14 of the core); elsewhere it is set once.
+        node.arm_alarm(&callback);
         on_done
     }
 }

@@ -72,6 +72,15 @@ impl Callback {
         }
     }
 
+    /// Takes out the alarm set for this callback, if any: its context has
+    /// no deadline any more (a movable deadline was removed).
+    pub(crate) fn clear_alarm(&self) {
+        let alarm = lock(&self.state).alarm.take();
+        if let Some(alarm) = alarm {
+            alarm.cancel();
+        }
+    }
+
     /// Runs the function if nobody has run or stopped it; true if this call
     /// ran it. A panic of the function goes to the caller.
     pub(crate) fn fire(&self) -> bool {

@@ -152,6 +152,16 @@ impl Deadline {
             .unwrap_or(Deadline::NONE)
     }
 
+    /// The packed value, to keep in an atomic word.
+    pub(crate) fn to_bits(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// The deadline [`to_bits`](Self::to_bits) packed.
+    pub(crate) fn from_bits(bits: u64) -> Deadline {
+        Deadline(bits as i64)
+    }
+
     #[inline]
     pub(crate) fn is_some(self) -> bool {
         self != Deadline::NONE
@@ -234,6 +244,13 @@ mod tests {
         assert_eq!(at(start.after(hour)) - at(start), hour);
         assert!(start < start.after(hour));
         let past = Deadline::new(Some(now - Duration::from_millis(2500)));
+        for d in [past, start, Deadline::NONE] {
+            assert_eq!(
+                Deadline::from_bits(d.to_bits()),
+                d,
+                "through an atomic word"
+            );
+        }
         assert!(past < start);
         assert_eq!(at(start) - at(past), Duration::from_millis(2500));
         assert_eq!(past.after(Duration::from_millis(2500)), start);

@@ -398,3 +398,85 @@ fn loom_an_error_once_reported_never_changes() {
         }
     });
 }
+
+/// A root whose deadline, an hour away, its handle can move.
+fn movable() -> Arc<Node> {
+    let meta = Meta::new(std::panic::Location::caller(), None);
+    let hour = super::Deadline::from_now(std::time::Duration::from_secs(3600));
+    Node::derive_cold(None, hour, None, super::Cold::movable(None), meta)
+}
+
+#[test]
+fn loom_a_move_earlier_racing_a_registration_reaches_the_waiter() {
+    // Invariant 14: a waiter registers, then reads the deadline to arm its
+    // timer. The move stores the deadline, then walks the lists: either the
+    // waiter reads the moved deadline, or the walk finds and wakes it,
+    // through the link its registration made.
+    loom::model(|| {
+        let moving = movable();
+        let leaf = node(Some(&moving));
+        let flag = Arc::new(Flag(AtomicUsize::new(0)));
+
+        let waiter = {
+            let (leaf, flag) = (Arc::clone(&leaf), Arc::clone(&flag));
+            thread::spawn(move || {
+                register(&leaf, &flag);
+                leaf.deadline()
+            })
+        };
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let moved = moving.move_deadline(Some(soon));
+        let armed_at = waiter.join().unwrap();
+        assert!(
+            armed_at == moved || flag.0.load(Ordering::SeqCst) >= 1,
+            "armed at the old deadline, and never woken to re-arm"
+        );
+        assert_eq!(leaf.waiting(), 1, "the waker is back in its list");
+    });
+}
+
+/// A waker that counts the wakes that find its node canceled.
+struct SeesCancel {
+    node: std::sync::Weak<Node>,
+    woken_canceled: AtomicUsize,
+}
+
+impl Wake for SeesCancel {
+    fn wake(self: Arc<Self>) {
+        if self.node.upgrade().is_some_and(|node| node.is_canceled()) {
+            self.woken_canceled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn loom_a_move_racing_a_cancel_loses_no_wakeup() {
+    // Invariant 14: a move takes the waker out and leaves a placeholder;
+    // a cancel that closes the list meanwhile wakes only the placeholder,
+    // so the move wakes the waker once more when it finds the list closed.
+    loom::model(|| {
+        let moving = movable();
+        let seen = Arc::new(SeesCancel {
+            node: Arc::downgrade(&moving),
+            woken_canceled: AtomicUsize::new(0),
+        });
+        moving
+            .register(Entry::Waker(Waker::from(Arc::clone(&seen))))
+            .unwrap();
+
+        let canceler = {
+            let moving = Arc::clone(&moving);
+            thread::spawn(move || {
+                moving.cancel(None);
+            })
+        };
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        moving.move_deadline(Some(soon));
+        canceler.join().unwrap();
+        assert!(
+            seen.woken_canceled.load(Ordering::SeqCst) >= 1,
+            "never woken after the cancellation"
+        );
+        assert_eq!(moving.waiting(), 0, "the closed list keeps nothing");
+    });
+}

@@ -21,13 +21,21 @@
 //! `crate::future::wait`), and an `on_done` callback sets an alarm (see
 //! `alarm.rs`), so no timer exists unless something awaits.
 //!
+//! What only a few nodes carry (a deadline's cause, a movable deadline, a
+//! stage of a budget report) lives in `Extra`, in the lazily allocated
+//! `Shared`, and is reached by flag bits in the state word that a
+//! derivation or a check loads anyway (`extra.rs`, `moving.rs`); a node
+//! without any of it pays a test of those bits, nothing more.
+//!
 //! # Invariants
 //!
 //! 1. A node's effective deadline is `min(parent's effective deadline,
-//!    requested deadline)`, fixed at derivation. `OWN_DEADLINE` is set only
-//!    when the requested deadline is strictly earlier than the parent's (and
-//!    the parent's had not passed yet, invariant 10), so the node named by an
-//!    expiry is the one whose own limit actually bound it.
+//!    requested deadline)`, fixed at derivation (below a movable deadline,
+//!    see 14). `OWN_DEADLINE` is set only when the requested deadline is
+//!    strictly earlier than the parent's (and the parent's had not passed
+//!    yet, invariant 10), so the node named by an expiry is the one whose
+//!    own limit actually bound it; a request no earlier than the parent's
+//!    is clipped, which `tracing` hears of at derivation and only then.
 //! 2. A node holds at most one cancellation [`Record`]. It is written under the
 //!    node's lock by a `cancel` that found the node not done, and never removed.
 //!    The `CANCELED` bit is set after the record is written, so a reader that
@@ -41,7 +49,8 @@
 //!    entry when dropped. The parent holds it weakly, so no cycle keeps either
 //!    alive. Only a node with the `AWAITED` bit can be linked, and the wait
 //!    state (`Shared`, which holds the lock) exists only once something
-//!    registered on the node or canceled it, or when the node has a name.
+//!    registered on the node or canceled it, or when the node has a name
+//!    or an `Extra`.
 //! 5. A thread that tries to link a node into a closed parent closes that
 //!    node's subtree itself. Together with 3, every entry registered on a node
 //!    whose ancestor gets canceled is fired exactly once: either the canceling
@@ -110,10 +119,33 @@
 //!     empty it (its parent chain released, callbacks there run, invariant
 //!     11), kept in its thread's spares, and overwritten whole by the next
 //!     derivation there. A spare is reachable from nowhere else.
+//! 14. A node derived with a movable deadline (`MOVABLE`) keeps its own
+//!     deadline in an atomic in its `Extra`, where its handle moves it; its
+//!     `deadline` field holds only what it inherited. It and every node
+//!     derived below it carry `FOLLOWS`, fixed at derivation (a child takes
+//!     it from the state word `vouch` loads), and their effective deadline
+//!     is the earliest of their field and the moving deadlines of the
+//!     `MOVABLE` nodes on the way up to the topmost one; the node that owns
+//!     an expiry is the uppermost whose own deadline is the effective one.
+//!     A move is clamped to now, so a cancellation recorded before it stays
+//!     earlier (2's order), and does nothing once the node has ended. It
+//!     stores the deadline, then always walks the wait lists at and below
+//!     the node under their locks, as a cancel does: a registration and its
+//!     links take the same locks, so the walk finds every waiter that
+//!     registered before it passed, and a waiter that registered after
+//!     reads the moved deadline, since it reads the deadline after
+//!     registering. When the deadline came earlier the walk takes each
+//!     waker out (leaving one process-wide placeholder, which another move
+//!     leaves alone), wakes it unlocked and puts it back, waking it again
+//!     if its list closed meanwhile; every callback's alarm is set again,
+//!     and re-read until it stands still. A waiter whose timer fires before
+//!     a deadline moved later re-arms it.
 
 mod alarm;
 mod callback;
 mod deadline;
+mod extra;
+mod moving;
 mod slab;
 mod spare;
 
@@ -133,6 +165,8 @@ pub(crate) use callback::Callback;
 use callback::Panics;
 use deadline::Budget;
 pub(crate) use deadline::Deadline;
+pub(crate) use extra::Cold;
+use extra::Extra;
 pub(crate) use slab::Slab;
 
 // The process-wide epoch word (invariant 8). Its low `LOW` bits count the
@@ -207,8 +241,34 @@ const HANDLE_GONE: u64 = 1 << 8;
 /// Fixed at derivation: an ancestor was already canceled, so the node ends
 /// as its parent did, whatever its own deadline (invariant 10).
 const BORN_CANCELED: u64 = 1 << 9;
+/// Fixed at derivation: the node asked for a deadline no earlier than the
+/// one it inherited, which clipped it (invariant 1), and `tracing` listened.
+const CLIPPED: u64 = 1 << 13;
+/// Fixed at derivation: the node's own deadline can be moved, by the
+/// handle it was derived with; it lives in the node's `Extra` (invariant 14).
+const MOVABLE: u64 = 1 << 10;
+/// Fixed at derivation: the node is `MOVABLE` or below such a node, so its
+/// effective deadline is found by a walk up to it (invariant 14).
+const FOLLOWS: u64 = 1 << 11;
+/// Fixed at derivation: the node is below a budget report (or is the
+/// report's own node), and its `Extra` says where its stage is recorded.
+const RECORDED: u64 = 1 << 12;
 /// The flags that say a node is canceled, itself or through an ancestor.
 const ENDED: u64 = CANCELED | CLOSED | BORN_CANCELED;
+/// The flags a child takes from its parent at derivation, from the state
+/// word the derivation loads anyway (see `vouch`).
+const INHERITED: u64 = FOLLOWS | RECORDED;
+
+/// True when a clipped derivation is worth a `tracing` event: something
+/// listens at debug level.
+#[cold]
+#[inline(never)]
+fn clipping_is_heard() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::level_enabled!(tracing::Level::DEBUG);
+    #[cfg(not(feature = "tracing"))]
+    return false;
+}
 
 /// Why a node was canceled: the user's cause, or a reason of this crate's.
 #[derive(Debug, Clone)]
@@ -300,6 +360,9 @@ struct Shared {
     record: OnceLock<Record>,
     /// Set at derivation, never changed.
     name: Option<Cow<'static, str>>,
+    /// What only a few nodes have (a deadline's cause, a movable deadline,
+    /// a stage of a budget report); set at derivation, never replaced.
+    extra: Option<Box<Extra>>,
     /// The node's lock. Whether the list is closed is the `CLOSED` bit,
     /// written and read under it.
     list: Mutex<WaitList>,
@@ -322,15 +385,26 @@ struct WaitList {
 /// How a node ended, as seen from that node.
 #[derive(Debug)]
 pub(crate) enum Ending<'a> {
-    /// Canceled itself, the node that was asked.
-    Canceled {
-        cause: Option<Cause>,
-    },
-    /// Canceled through an ancestor: the error all its descendants share.
-    CanceledAbove(Error),
+    /// Canceled itself, the node that was asked, at `at`.
+    Canceled { cause: Option<Cause>, at: Instant },
+    /// Canceled through an ancestor at the instant given: the error all its
+    /// descendants share.
+    CanceledAbove(Error, Instant),
     DeadlineExceeded {
         by: &'a Node,
+        /// How many levels above the node that was asked `by` is.
+        levels: u32,
     },
+}
+
+impl Ending<'_> {
+    /// When the node ended: the cancellation's instant, or its deadline.
+    pub(crate) fn at(&self, node: &Node) -> Instant {
+        match self {
+            Ending::Canceled { at, .. } | Ending::CanceledAbove(_, at) => *at,
+            Ending::DeadlineExceeded { .. } => node.deadline().unwrap_or_else(Instant::now),
+        }
+    }
 }
 
 /// The shared state behind every clone of one derived context.
@@ -352,32 +426,48 @@ impl Node {
     ///
     /// `now` is the current instant when the caller read it for an
     /// absolute deadline: the one kind of request that can be earlier than
-    /// a parent's deadline that has already passed.
+    /// a parent's deadline that has already passed. A node below a movable
+    /// deadline or a budget report (a flag its parent passes on) goes the
+    /// slow way, as one derived with [`derive_cold`](Self::derive_cold).
+    ///
+    /// `private`: a combinator's child, whose node goes back to the
+    /// thread's spares when the combinator is done with it, and is placed
+    /// in a spare when there is one (`spare.rs`). Only the usual
+    /// derivation looks there.
     #[inline]
-    pub(crate) fn new(
+    pub(crate) fn derive(
         parent: Option<&Arc<Node>>,
         requested: Deadline,
         now: Option<Instant>,
         name: Option<Cow<'static, str>>,
         meta: Meta,
-    ) -> Self {
-        let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
-        // Invariant 1: only a strictly earlier request makes the deadline
-        // ours, and only under a parent that had not expired (invariant 10).
-        let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
-            (true, true) if requested < inherited => {
-                let expired = now.is_some_and(|now| inherited.passed_at(now));
-                (requested, if expired { 0 } else { OWN_DEADLINE })
-            }
-            (true, _) => (inherited, 0),
-            (false, true) => (requested, OWN_DEADLINE),
-            (false, false) => (Deadline::NONE, 0),
-        };
-        let flags = own
-            | if parent.is_some() { HAS_PARENT } else { 0 }
-            | if deadline.is_some() { HAS_DEADLINE } else { 0 };
+        private: bool,
+    ) -> Arc<Node> {
+        let (deadline, flags) = Node::fix(parent, requested, now);
+        // One test for both things the usual derivation does not have to
+        // do: inherit a movable deadline or a report, or say it was clipped.
+        if flags & (INHERITED | CLIPPED) != 0 {
+            return Node::derive_slow(parent, requested, deadline, flags, name, meta);
+        }
+        let node = Node::plain(parent, deadline, flags, name, meta);
+        if private {
+            Node::in_spare(node)
+        } else {
+            Arc::new(node)
+        }
+    }
+
+    /// The node of a derivation with nothing cold about it.
+    #[inline]
+    fn plain(
+        parent: Option<&Arc<Node>>,
+        deadline: Deadline,
+        flags: u64,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Node {
         Node {
-            state: AtomicU64::new(flags | parent.map_or(0, |p| p.vouch())),
+            state: AtomicU64::new(flags),
             parent: parent.cloned(),
             deadline,
             meta,
@@ -389,6 +479,98 @@ impl Node {
                 None => Lazy::new(),
             },
         }
+    }
+
+    /// A derivation below a movable deadline or a report, or one that was
+    /// clipped: out of the way of the usual one.
+    #[cold]
+    #[inline(never)]
+    fn derive_slow(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        deadline: Deadline,
+        flags: u64,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Arc<Node> {
+        if flags & INHERITED != 0 {
+            return extra::derive(parent, requested, deadline, flags, Cold::named(name), meta);
+        }
+        let node = Arc::new(Node::plain(parent, deadline, flags, name, meta));
+        #[cfg(feature = "tracing")]
+        node.say_if_clipped(flags);
+        node
+    }
+
+    /// Derives a node that asks for what only a few do (a deadline's cause,
+    /// a movable deadline, a budget report): its `Extra` is allocated with
+    /// it.
+    #[inline(never)]
+    pub(crate) fn derive_cold(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+        cold: Cold,
+        meta: Meta,
+    ) -> Arc<Node> {
+        let (deadline, flags) = Node::fix(parent, requested, now);
+        extra::derive(parent, requested, deadline, flags, cold, meta)
+    }
+
+    /// The effective deadline a new node starts with and its flags
+    /// (invariants 1, 8 and 10).
+    #[inline]
+    fn fix(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+    ) -> (Deadline, u64) {
+        let inherited = parent.map_or(Deadline::NONE, |p| p.deadline);
+        // Invariant 1: only a strictly earlier request makes the deadline
+        // ours, and only under a parent that had not expired (invariant 10).
+        let (deadline, own) = match (inherited.is_some(), requested.is_some()) {
+            (true, true) if requested < inherited => {
+                let expired = now.is_some_and(|now| inherited.passed_at(now));
+                (requested, if expired { 0 } else { OWN_DEADLINE })
+            }
+            // Clipped: known here, and told to `tracing` only now, if it
+            // listens at all (one load of its global level filter).
+            (true, true) => (inherited, if clipping_is_heard() { CLIPPED } else { 0 }),
+            (true, false) => (inherited, 0),
+            (false, true) => (requested, OWN_DEADLINE),
+            (false, false) => (Deadline::NONE, 0),
+        };
+        let flags = own
+            | if parent.is_some() { HAS_PARENT } else { 0 }
+            | if deadline.is_some() { HAS_DEADLINE } else { 0 }
+            | parent.map_or(0, |p| p.vouch());
+        (deadline, flags)
+    }
+
+    /// Tells `tracing` that the derivation of this node was clipped: known
+    /// at derivation, and said only then.
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(super) fn say_if_clipped(&self, flags: u64) {
+        if flags & CLIPPED != 0 {
+            if let Some(parent) = &self.parent {
+                extra::clipped(parent, self, self.deadline);
+            }
+        }
+    }
+
+    /// A new root or child with nothing but a deadline, not yet in an
+    /// allocation, for the core's own tests.
+    #[cfg(test)]
+    pub(crate) fn new(
+        parent: Option<&Arc<Node>>,
+        requested: Deadline,
+        now: Option<Instant>,
+        name: Option<Cow<'static, str>>,
+        meta: Meta,
+    ) -> Node {
+        let (deadline, flags) = Node::fix(parent, requested, now);
+        Node::plain(parent, deadline, flags, name, meta)
     }
 
     /// Puts a new node into a spare allocation of this thread's when there
@@ -443,10 +625,28 @@ impl Node {
         self.parent.as_ref()
     }
 
-    /// The effective deadline (invariant 1).
+    /// The effective deadline (invariants 1 and 14).
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.get()
+        self.effective().get()
+    }
+
+    /// The effective deadline, packed: the one fixed at derivation, or,
+    /// below a movable deadline, the earliest along the way up to it
+    /// (invariant 14).
+    #[inline]
+    fn effective(&self) -> Deadline {
+        if self.state.load(Ordering::Relaxed) & FOLLOWS != 0 {
+            return self.moving_deadline();
+        }
+        self.deadline
+    }
+
+    /// True if the node's deadline may move (invariant 14): a waiter's
+    /// timer must then follow it.
+    #[inline]
+    pub(crate) fn follows_a_move(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & FOLLOWS != 0
     }
 
     /// Whether the wait list is closed (invariant 3); authoritative when read
@@ -465,12 +665,18 @@ impl Node {
         if state & (HAS_PARENT | HAS_DEADLINE) == 0 {
             return state & ENDED != 0;
         }
-        self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed())
+        self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed(state))
     }
 
     /// Reads the clock: kept out of line so that the check above stays small.
-    fn deadline_passed(&self) -> bool {
-        self.deadline.passed_at(Instant::now())
+    /// `state` is the state word loaded by the check.
+    fn deadline_passed(&self, state: u64) -> bool {
+        let deadline = if state & FOLLOWS != 0 {
+            self.moving_deadline()
+        } else {
+            self.deadline
+        };
+        deadline.passed_at(Instant::now())
     }
 
     /// True when this node or an ancestor is canceled, without looking at
@@ -545,20 +751,26 @@ impl Node {
     /// What a new child's state word starts with: the current epoch word if
     /// this node is known not to be canceled at it (invariant 8),
     /// `BORN_CANCELED` if it is (invariant 10), otherwise 0 (unchecked).
+    ///
+    /// The flags a child inherits (`FOLLOWS`, `RECORDED`) come with it,
+    /// read from the same load.
     #[inline]
     fn vouch(&self) -> u64 {
         let word = epoch().load(Ordering::Acquire);
         let state = self.state.load(Ordering::Acquire);
-        if state & ENDED != 0 {
-            return BORN_CANCELED;
-        }
-        let live =
-            state & HAS_PARENT == 0 || state & !LOW == word || !self.walk_and_remember(state, word);
-        match (live, word & LOW == 0) {
-            (false, _) => BORN_CANCELED,
-            (true, true) => word,
-            (true, false) => 0,
-        }
+        let vouched = if state & ENDED != 0 {
+            BORN_CANCELED
+        } else {
+            let live = state & HAS_PARENT == 0
+                || state & !LOW == word
+                || !self.walk_and_remember(state, word);
+            match (live, word & LOW == 0) {
+                (false, _) => BORN_CANCELED,
+                (true, true) => word,
+                (true, false) => 0,
+            }
+        };
+        vouched | (state & INHERITED)
     }
 
     /// How this node ended, if it has.
@@ -611,7 +823,8 @@ impl Node {
                 None => break,
             }
         }
-        if self.deadline.is_some() && self.deadline.passed_at(Instant::now()) {
+        let deadline = self.effective();
+        if deadline.is_some() && deadline.passed_at(Instant::now()) {
             return Some(self.deadline_exceeded());
         }
         None
@@ -623,38 +836,63 @@ impl Node {
         // No lock: the record is written once, before `CANCELED`.
         let shared = by.shared.get()?;
         let Record { cause, at, below } = shared.record.get()?;
-        if self.deadline.passed_at(*at) {
+        if self.effective().passed_at(*at) {
             return Some(self.deadline_exceeded());
         }
         if std::ptr::eq(asked, by) {
             return Some(Ending::Canceled {
                 cause: cause.clone(),
+                at: *at,
             });
         }
         let error = below.get_or_init(|| Error::canceled_above(by, cause.clone()));
-        Some(Ending::CanceledAbove(error.clone()))
+        Some(Ending::CanceledAbove(error.clone(), *at))
     }
 
     pub(crate) fn deadline_exceeded(&self) -> Ending<'_> {
-        // Invariant 1: the nearest node with its own deadline set the effective one.
-        let mut by = self;
-        while by.state.load(Ordering::Relaxed) & OWN_DEADLINE == 0 {
-            match &by.parent {
-                Some(parent) => by = parent,
-                None => break,
+        let (by, levels) = if self.state.load(Ordering::Relaxed) & FOLLOWS != 0 {
+            self.moving_deadline_owner()
+        } else {
+            // Invariant 1: the nearest node with its own deadline set the
+            // effective one. Counting the levels is the error path's: a
+            // clipped step's error says how far up its budget ended.
+            let mut by = self;
+            let mut levels = 0u32;
+            while by.state.load(Ordering::Relaxed) & OWN_DEADLINE == 0 {
+                match &by.parent {
+                    Some(parent) => {
+                        by = parent;
+                        levels = levels.saturating_add(1);
+                    }
+                    None => break,
+                }
             }
-        }
+            (by, levels)
+        };
         #[cfg(feature = "tracing")]
         if by.state.fetch_or(EXPIRY_REPORTED, Ordering::Relaxed) & EXPIRY_REPORTED == 0 {
+            let cause = by.deadline_cause();
             tracing::debug!(
                 target: "tokio_ctx",
                 context = by.name().as_deref(),
                 location = %crate::error::ShortLocation(by.meta.location),
                 budget = ?by.meta.budget(),
+                cause = cause.as_ref().map(|c| tracing::field::display(c.as_error())),
                 "context deadline exceeded",
             );
         }
-        Ending::DeadlineExceeded { by }
+        Ending::DeadlineExceeded { by, levels }
+    }
+
+    /// The cause given for this node's own deadline, if any (Go's
+    /// `WithDeadlineCause`).
+    pub(crate) fn deadline_cause(&self) -> Option<Cause> {
+        self.extra()?.deadline_cause.clone()
+    }
+
+    /// The cold part of the node's state, if it has one.
+    fn extra(&self) -> Option<&Extra> {
+        self.shared.get()?.extra.as_deref()
     }
 
     /// Cancels this node; false if it had already ended.
@@ -662,7 +900,7 @@ impl Node {
         // A repeated cancel (a combinator giving up on steps it already
         // canceled) costs one load. The clock is read again once the cancel
         // is in flight (invariant 12), and that read serves the record.
-        if self.is_canceled() || self.deadline.passed_at(Instant::now()) {
+        if self.is_canceled() || self.effective().passed_at(Instant::now()) {
             return false;
         }
         let shared = self.shared.get_or_default();
@@ -683,7 +921,7 @@ impl Node {
                 // reason, and serves the record too: descendants compare
                 // its instant with their own deadlines.
                 let now = Instant::now();
-                if self.walk_ancestors_seq_cst() || self.deadline.passed_at(now) {
+                if self.walk_ancestors_seq_cst() || self.effective().passed_at(now) {
                     Err((cause, true))
                 } else {
                     // Under the lock, after the checks above: the only writer.
@@ -908,8 +1146,19 @@ impl Node {
     #[inline]
     fn release(&mut self, due: &mut Vec<Arc<Callback>>) {
         // Only a node that something registered on can be linked or hold
-        // callbacks.
-        if self.ever_awaited() {
+        // callbacks; only a recorded one has a stage to end. One load.
+        let state = self.state.load(Ordering::Acquire);
+        if state & (AWAITED | RECORDED) != 0 {
+            self.release_cold(state, due);
+        }
+    }
+
+    #[inline(never)]
+    fn release_cold(&mut self, state: u64, due: &mut Vec<Arc<Callback>>) {
+        if state & RECORDED != 0 {
+            extra::stage_dropped(self);
+        }
+        if state & AWAITED != 0 {
             self.release_awaited(due);
         }
     }

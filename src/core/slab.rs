@@ -141,6 +141,19 @@ impl<T> Slab<T> {
         self.slots.capacity()
     }
 
+    /// Every stored value with its key, in no particular order.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        let rest = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, slot)| match slot {
+                Slot::Full(value) => Some((index + 1, value)),
+                Slot::Vacant(_) => None,
+            });
+        self.inline.iter_mut().map(|value| (0, value)).chain(rest)
+    }
+
     /// Every stored value, emptying the slab.
     pub(crate) fn into_values(self) -> impl Iterator<Item = T> {
         let rest = self.slots.into_iter().filter_map(|slot| match slot {
@@ -170,6 +183,13 @@ mod tests {
         assert_eq!(slab.remove(a), Some("a"));
         assert_eq!(slab.insert("a"), a, "the inline slot is reused first");
         assert_eq!(slab.len(), 3);
+        let mut keyed: Vec<_> = slab.iter_mut().map(|(k, v)| (k, *v)).collect();
+        keyed.sort_unstable();
+        assert_eq!(
+            keyed,
+            [(a, "a"), (b, "d"), (c, "c")],
+            "each value under its key"
+        );
         let mut rest: Vec<_> = slab.into_values().collect();
         rest.sort_unstable();
         assert_eq!(rest, ["a", "c", "d"]);

@@ -1,11 +1,13 @@
 //! [`Context::cleanup`]: bounded work that outlives a cancellation.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
 use std::time::Duration;
 
 use super::Timeout;
 use crate::context::{Context, Limit};
+use crate::core::Cold;
 
 /// **Cleanup**: bounded work that outlives a cancellation.
 impl Context {
@@ -45,7 +47,30 @@ impl Context {
         F: FnOnce(Context) -> Fut,
         Fut: Future,
     {
-        self.without_cancel()
-            .step(None, Limit::Timeout(limit), Location::caller(), f)
+        self.cleanup_step(None, Limit::Timeout(limit), Location::caller(), f)
+    }
+
+    /// Runs the future `f` makes under a child of a context with this one's
+    /// values but no cancellation, with `limit`.
+    pub(crate) fn cleanup_step<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        limit: Limit,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> Timeout<Fut>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        // A new root, with this context's values; below a budget report,
+        // still a stage of it.
+        match crate::report::under(self) {
+            Some(under) => {
+                self.without_cancel()
+                    .step_with(Cold::stage_under(name, under), limit, location, f)
+            }
+            None => self.without_cancel().step(name, limit, location, f),
+        }
     }
 }

@@ -20,7 +20,7 @@ use crate::core::Cause;
 use crate::error::{Error, Reason, FINISHED, LOST_RACE};
 
 /// The cause an empty race fails with: no winner can ever come.
-static NOTHING_TO_RACE: Reason = Reason("the race was given no futures");
+static NOTHING_TO_RACE: Reason = Reason::NothingToRace;
 
 /// **Fan-out: the first to complete.** Each future under its own child;
 /// the losers are canceled.

@@ -150,6 +150,7 @@ impl<F> Step<F> {
             return;
         }
         if let Some(node) = self.fut.context().node() {
+            node.note_given_up(reason);
             if observed(node) {
                 node.cancel(Some(Cause::Reason(reason)));
             }
@@ -163,6 +164,9 @@ impl<F> Step<F> {
         let mut fut = self.project().fut;
         if !fut.has_future() {
             return;
+        }
+        if let Some(node) = fut.context().node() {
+            node.note_given_up(reason);
         }
         // S3: canceled (or marked to be, S2) before the future is dropped,
         // and the future is dropped with the child current.
@@ -216,11 +220,12 @@ impl<F> std::fmt::Debug for Step<F> {
 
 /// True if anyone but the step could tell whether its child is canceled: a
 /// clone of the child exists (in the future, a task, a descendant), or
-/// something waits on it (S1, S2). A count read while no one else holds the
-/// child cannot go up behind our back: only a holder can clone it.
+/// something waits on it (S1, S2), or a budget report records how it ended
+/// (`crate::report`). A count read while no one else holds the child cannot
+/// go up behind our back: only a holder can clone it.
 #[inline]
 fn observed(node: &Arc<Node>) -> bool {
-    Arc::strong_count(node) > OWN_REFS || node.has_waiters()
+    Arc::strong_count(node) > OWN_REFS || node.has_waiters() || node.is_recorded()
 }
 
 /// Lets the step's child go, into the thread's spares if the step held the

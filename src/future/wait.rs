@@ -90,6 +90,9 @@ pub trait Timer {
     fn is_armed(&self) -> bool;
     /// Arms the timer for `deadline` if it is not armed, and polls it.
     fn poll_until(self: Pin<&mut Self>, deadline: Instant, cx: &mut TaskContext<'_>) -> Poll<()>;
+    /// Moves the timer to `deadline` if it is armed for another instant:
+    /// the deadline moved (invariant 14 of the core).
+    fn follow(self: Pin<&mut Self>, deadline: Instant);
     /// Disarms it.
     fn disarm(self: Pin<&mut Self>);
 }
@@ -119,6 +122,14 @@ impl Timer for Boxed {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)))
             .as_mut()
             .poll(cx)
+    }
+
+    fn follow(mut self: Pin<&mut Self>, deadline: Instant) {
+        if let Some(sleep) = self.0.as_mut() {
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+        }
     }
 
     #[inline]
@@ -156,6 +167,14 @@ impl Timer for Inline {
         match sleep.as_pin_mut() {
             Some(sleep) => sleep.poll(cx),
             None => Poll::Pending,
+        }
+    }
+
+    fn follow(self: Pin<&mut Self>, deadline: Instant) {
+        if let Some(sleep) = self.project().sleep.as_pin_mut() {
+            if sleep.deadline() != deadline {
+                sleep.reset(deadline);
+            }
         }
     }
 
@@ -248,7 +267,7 @@ impl<T: Timer> WaitWith<T> {
         watch: DeadlineWatch,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Error> {
-        let this = self.project();
+        let mut this = self.project();
         // Once the timer is armed the deadline is its business: only a
         // cancellation needs checking, without a clock read.
         let ended = if watch == DeadlineWatch::TimerOnly || this.timer.is_armed() {
@@ -300,7 +319,13 @@ impl<T: Timer> WaitWith<T> {
         }
 
         if let Some(deadline) = node.deadline() {
-            if this.timer.poll_until(deadline, cx).is_ready() {
+            // Below a movable deadline the timer follows the deadline: a move
+            // earlier woke us to get here, a move later finds the timer
+            // early (invariant 14 of the core).
+            if node.follows_a_move() {
+                this.timer.as_mut().follow(deadline);
+            }
+            if this.timer.as_mut().poll_until(deadline, cx).is_ready() {
                 *this.registration = None;
                 let ending = node.ending().unwrap_or_else(|| node.deadline_exceeded());
                 return Poll::Ready(Error::from_ending(node, ending));

@@ -164,7 +164,9 @@ pub(crate) enum Ended {
 #[cfg(any(feature = "tonic", feature = "axum"))]
 impl Ended {
     pub(crate) fn of(err: &Error) -> Ended {
-        if err.is_deadline_exceeded() {
+        // Work refused for too little budget is the budget's end, seen
+        // early: the caller gets the same answer a moment sooner.
+        if err.is_deadline_exceeded() || err.is_insufficient_budget() {
             Ended::Deadline
         } else if err.is_for(&CALLER_LEFT) {
             Ended::CallerLeft

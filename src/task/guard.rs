@@ -5,11 +5,17 @@ use crate::core::Cause;
 use crate::error::{Reason, FINISHED};
 
 /// The cause left on the child of a task that panicked.
-pub(crate) static PANICKED: Reason = Reason("the task panicked");
+pub(crate) static PANICKED: Reason = Reason::TaskPanicked;
+
+/// The cause left on the child of a task whose future was dropped before
+/// it finished, without a panic: Tokio aborted it, its runtime shutting
+/// down, or it was queued in a scope that ended first.
+pub(crate) static ABORTED: Reason = Reason::Aborted;
 
 /// Cancels a task's child when the task is done with it: with the given
-/// reason on a normal end, with [`PANICKED`] when the task unwinds, so that
-/// whatever the task started under its child stops too.
+/// reason on a normal end, with [`PANICKED`] when the task unwinds and
+/// [`ABORTED`] when it is dropped unfinished, so that whatever the task
+/// started under its child stops too.
 #[derive(Debug)]
 pub(crate) struct TaskGuard(Option<CancelHandle>);
 
@@ -32,7 +38,12 @@ impl TaskGuard {
 impl Drop for TaskGuard {
     fn drop(&mut self) {
         if let Some(handle) = self.0.take() {
-            handle.cancel_for(Cause::Reason(&PANICKED));
+            let reason = if std::thread::panicking() {
+                &PANICKED
+            } else {
+                &ABORTED
+            };
+            handle.cancel_for(Cause::Reason(reason));
         }
     }
 }

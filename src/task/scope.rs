@@ -28,12 +28,11 @@ use crate::error::{Error, Reason, ScopeError, FINISHED, SIBLING_FAILED};
 use crate::future::wait::Wait;
 use crate::loom::lock_std as lock;
 
-static BODY_FAILED: Reason = Reason("the scope's body failed");
-static SIBLING_PANICKED: Reason = Reason("a sibling panicked");
-static TASK_FAILED: Reason = Reason("the task failed; its error went to the scope");
-static SCOPE_CLOSED: Reason = Reason("the scope had already finished");
-static DROPPED_AFTER_GRACE: Reason =
-    Reason("the task did not stop within its grace period and was dropped");
+static BODY_FAILED: Reason = Reason::BodyFailed;
+static SIBLING_PANICKED: Reason = Reason::SiblingPanicked;
+static TASK_FAILED: Reason = Reason::TaskFailed;
+static SCOPE_CLOSED: Reason = Reason::ScopeClosed;
+static DROPPED_AFTER_GRACE: Reason = Reason::GracePeriodOver;
 
 /// How long the body and the tasks get to stop on their own once their
 /// scope is canceled, before their futures are dropped.
@@ -355,6 +354,9 @@ impl<E: Send + 'static> Scope<E> {
         };
         let Some(shared) = self.shared.upgrade().filter(|shared| !shared.is_closed()) else {
             handle.cancel_for(Cause::Reason(&SCOPE_CLOSED));
+            // The child was born under the scope's ended context and reports
+            // that end; the handle says why the task never ran.
+            let _ = tx.send(Err(Error::canceled_in(&child, &SCOPE_CLOSED)));
             return scoped;
         };
         // Make the future before anything else: `f` may spawn siblings.

@@ -8,14 +8,14 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::task::JoinHandle;
 
-use super::guard::TaskGuard;
+use super::guard::{TaskGuard, ABORTED};
 use crate::cancel::CancelHandle;
 use crate::context::{Context, Limit};
 use crate::core::Cause;
 use crate::error::{Error, Reason};
 
 /// The cause left on a task whose handle was dropped without `detach`.
-static HANDLE_DROPPED: Reason = Reason("its task handle was dropped");
+static HANDLE_DROPPED: Reason = Reason::HandleDropped;
 
 /// **Tasks: one at a time**, async or blocking, under a child.
 impl Context {
@@ -315,9 +315,6 @@ impl<T> Future for TaskHandle<T> {
         }
     }
 }
-
-/// The cause left on a task that Tokio aborted.
-static ABORTED: Reason = Reason("the task was aborted");
 
 impl<T> Drop for TaskHandle<T> {
     fn drop(&mut self) {

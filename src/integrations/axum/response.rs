@@ -13,7 +13,8 @@ fn client_closed() -> StatusCode {
     StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
-/// `504 Gateway Timeout` for a budget that ran out, `499` when the caller
+/// `504 Gateway Timeout` for a budget that ran out (or work refused because
+/// too little of it was left, [`Error::is_insufficient_budget`]), `499` when the caller
 /// left, `503 Service Unavailable` for any other cancellation (the server
 /// shutting down, or the request canceled from above); the error's message
 /// as a plain-text body.

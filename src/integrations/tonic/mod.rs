@@ -68,8 +68,10 @@ use crate::Error;
 
 /// The status of a call whose context ended, as a client reports it:
 /// `DEADLINE_EXCEEDED` for a deadline (the gRPC specification asks clients
-/// to report their own expired deadline so), `CANCELLED` for a
-/// cancellation; the context's message, and the error as the source.
+/// to report their own expired deadline so) and for work refused because
+/// too little of the budget was left ([`Error::is_insufficient_budget`]),
+/// `CANCELLED` for a cancellation; the context's message, and the error as
+/// the source.
 ///
 /// ```
 /// use tokio_ctx::Context;
@@ -83,7 +85,7 @@ use crate::Error;
 /// ```
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
-        let code = if err.is_deadline_exceeded() {
+        let code = if err.is_deadline_exceeded() || err.is_insufficient_budget() {
             Code::DeadlineExceeded
         } else {
             Code::Cancelled
