@@ -242,3 +242,51 @@ async fn waiters_on_other_threads_follow_a_move_earlier() {
         assert!(err.is_deadline_exceeded());
     }
 }
+
+/// A move later that races the old deadline's expiry never revives a
+/// context a reader on another thread already saw ended: an expiry once
+/// reported stays. Each round moves the deadline an hour later within a
+/// couple of microseconds of its passing, while the other thread watches.
+/// The clock is the real one, since the race is with it; every wait is a
+/// bounded spin.
+#[test]
+fn a_move_racing_the_expiry_never_revives_a_reported_end() {
+    let mut races_seen = 0;
+    for round in 0..400u32 {
+        let (ctx, deadline) =
+            Context::background().child_with_movable_timeout(Duration::from_micros(200));
+        let expiry = ctx.deadline().unwrap();
+        let watcher = {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                let give_up = expiry + Duration::from_millis(2);
+                while !ctx.is_done() {
+                    if Instant::now() > give_up {
+                        return None;
+                    }
+                    std::hint::spin_loop();
+                }
+                // Seen ended: every later read must agree.
+                Some((0..2_000).filter(|_| !ctx.is_done()).count())
+            })
+        };
+        // From 1.5 µs before the expiry to 0.5 µs after it.
+        let at =
+            expiry - Duration::from_nanos(1_500) + Duration::from_nanos(u64::from(round % 40) * 50);
+        while Instant::now() < at {
+            std::hint::spin_loop();
+        }
+        deadline.reschedule_in(Duration::from_secs(3600));
+        if let Some(revived) = watcher.join().unwrap() {
+            races_seen += 1;
+            assert_eq!(revived, 0, "round {round}: seen ended, then live again");
+            assert!(
+                ctx.is_done(),
+                "round {round}: the end the watcher saw was undone"
+            );
+            assert!(ctx.err().unwrap().is_deadline_exceeded(), "round {round}");
+        }
+    }
+    // Not a timing claim: only that the rounds did land around the expiry.
+    assert!(races_seen > 0, "no round saw the context end");
+}

@@ -139,7 +139,13 @@
 //!     leaves alone), wakes it unlocked and puts it back, waking it again
 //!     if its list closed meanwhile; every callback's alarm is set again,
 //!     and re-read until it stands still. A waiter whose timer fires before
-//!     a deadline moved later re-arms it.
+//!     a deadline moved later re-arms it. An expiry once reported stays
+//!     (12): a reader reads the clock before the moving deadline, and a
+//!     move first replaces the deadline with a marker (`MOVING`) that
+//!     readers wait out, then reads the clock, and puts the old deadline
+//!     back untouched if it had passed by then. All of it is `SeqCst`, so a
+//!     reader that read the old deadline read the clock no later than the
+//!     move did.
 
 mod alarm;
 mod callback;
@@ -671,12 +677,14 @@ impl Node {
     /// Reads the clock: kept out of line so that the check above stays small.
     /// `state` is the state word loaded by the check.
     fn deadline_passed(&self, state: u64) -> bool {
+        // The clock before a moving deadline (invariant 14).
+        let now = Instant::now();
         let deadline = if state & FOLLOWS != 0 {
             self.moving_deadline()
         } else {
             self.deadline
         };
-        deadline.passed_at(Instant::now())
+        deadline.passed_at(now)
     }
 
     /// True when this node or an ancestor is canceled, without looking at
@@ -823,8 +831,11 @@ impl Node {
                 None => break,
             }
         }
+        // The clock before the deadline: a move that missed this read
+        // sees it passed and takes itself back (invariant 14).
+        let now = Instant::now();
         let deadline = self.effective();
-        if deadline.is_some() && deadline.passed_at(Instant::now()) {
+        if deadline.is_some() && deadline.passed_at(now) {
             return Some(self.deadline_exceeded());
         }
         None

@@ -25,6 +25,11 @@ use super::callback::{Callback, Panics};
 use super::{set_alarm, Deadline, Entry, Node, FOLLOWS, MOVABLE, OWN_DEADLINE};
 use crate::loom::{lock, Ordering};
 
+/// What a movable node's own deadline holds while a move is deciding
+/// (invariant 14): a packing no deadline uses, below the earliest one and
+/// above `Deadline::NONE`.
+const MOVING: u64 = (i64::MIN + 1) as u64;
+
 /// The earlier of two deadlines; `Deadline::NONE` is later than any.
 #[inline]
 pub(super) fn earlier(a: Deadline, b: Deadline) -> Deadline {
@@ -78,7 +83,17 @@ impl Node {
             return None;
         }
         let own = self.extra()?.own_deadline.as_ref()?;
-        Some(Deadline::from_bits(own.load(Ordering::Acquire)))
+        // SeqCst, paired with `move_deadline`; a move in flight is waited
+        // out (a clock read and a store, no user code).
+        let mut round = 0;
+        loop {
+            let bits = own.load(Ordering::SeqCst);
+            if bits != MOVING {
+                return Some(Deadline::from_bits(bits));
+            }
+            crate::loom::back_off(round);
+            round = round.saturating_add(1);
+        }
     }
 
     /// Which node's deadline is the effective one of a `FOLLOWS` node, and
@@ -124,11 +139,32 @@ impl Node {
         if self.is_done() {
             return self.deadline();
         }
+        // Invariant 14: the old deadline is replaced by `MOVING` before the
+        // clock is read, and readers wait while they see it, so a reader
+        // that read the old deadline read the clock before this move does.
+        let from_bits = loop {
+            let bits = own.load(Ordering::SeqCst);
+            if bits != MOVING
+                && own
+                    .compare_exchange(bits, MOVING, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                break bits;
+            }
+            crate::loom::back_off(0);
+        };
+        let from = Deadline::from_bits(from_bits);
         let now = Instant::now();
+        if from.passed_at(now) {
+            // The deadline passed before this move took hold, and a reader
+            // may have reported it: an ended context stays ended.
+            own.store(from_bits, Ordering::SeqCst);
+            return self.deadline();
+        }
         // Never into the past: a cancellation recorded before the move must
         // stay earlier than the deadline (invariant 14, and 2's order).
         let to = Deadline::new(to.map(|to| to.max(now)));
-        let from = Deadline::from_bits(own.swap(to.to_bits(), Ordering::AcqRel));
+        own.store(to.to_bits(), Ordering::SeqCst);
         if to != from {
             #[cfg(feature = "tracing")]
             tracing::debug!(
