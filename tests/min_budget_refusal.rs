@@ -195,3 +195,21 @@ async fn a_refusal_reaches_protocols_as_a_timeout() {
         504
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unbounded_minimum_is_refused_with_a_readable_message() {
+    let (ctx, _handle) = Context::background().child_with_timeout(Duration::from_secs(1));
+    let err = ctx
+        .min_budget(Duration::MAX)
+        .with_timeout(Duration::from_secs(1), |_| async {
+            unreachable!("refused before polling")
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_insufficient_budget(), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("needs an unbounded budget, only 1s left"),
+        "{err}"
+    );
+}

@@ -511,10 +511,15 @@ impl fmt::Display for Error {
                 if let Some(name) = &inner.name {
                     write!(f, "{name:?} ")?;
                 }
-                write!(
-                    f,
-                    "(set at {at}): needs at least {min:?}, only {remaining:?} left"
-                )
+                write!(f, "(set at {at}): needs ")?;
+                // `Duration::MAX` asks for more than any budget holds; its
+                // 584 billion years say nothing to a reader.
+                if *min == Duration::MAX {
+                    f.write_str("an unbounded budget")?;
+                } else {
+                    write!(f, "at least {min:?}")?;
+                }
+                write!(f, ", only {remaining:?} left")
             }
             Kind::DeadlineExceeded(cause) => {
                 f.write_str("deadline ")?;
