@@ -30,7 +30,7 @@
 //! bytes: memory that a thread's next steps would allocate anyway. A thread
 //! that exits frees them with its other thread-locals.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use super::Node;
@@ -39,23 +39,63 @@ use super::Node;
 /// steps and a small fan-out finishing in one poll.
 const KEEP: usize = 8;
 
+/// A thread's spares: a stack in cells rather than a `RefCell<Vec<_>>`, so
+/// that taking and giving back are a few loads and stores with no borrow
+/// flag to set and clear (a ready step takes one and gives it back,
+/// `benches/peers.rs`, "with_timeout(1h, ready)").
+///
+/// The slots below `len` hold a spare, those from `len` on hold `None`.
+/// Nothing here runs code of anyone's: dropping an emptied spare frees its
+/// allocation and nothing else.
+struct Spares {
+    len: Cell<usize>,
+    slots: [Cell<Option<Arc<Node>>>; KEEP],
+}
+
+impl Spares {
+    const fn new() -> Self {
+        Spares {
+            len: Cell::new(0),
+            slots: [const { Cell::new(None) }; KEEP],
+        }
+    }
+
+    #[inline]
+    fn take(&self) -> Option<Arc<Node>> {
+        let len = self.len.get().checked_sub(1)?;
+        self.len.set(len);
+        self.slots.get(len)?.take()
+    }
+
+    #[inline]
+    fn keep(&self, node: Arc<Node>) {
+        let len = self.len.get();
+        if let Some(slot) = self.slots.get(len) {
+            slot.set(Some(node));
+            self.len.set(len + 1);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len.get()
+    }
+}
+
 #[cfg(not(tokio_ctx_loom))]
 thread_local! {
-    static SPARES: RefCell<Vec<Arc<Node>>> = const { RefCell::new(Vec::new()) };
+    static SPARES: Spares = const { Spares::new() };
 }
 
 #[cfg(tokio_ctx_loom)]
 loom::thread_local! {
-    static SPARES: RefCell<Vec<Arc<Node>>> = RefCell::new(Vec::new());
+    static SPARES: Spares = Spares::new();
 }
 
 /// Puts `node` into an allocation: a spare of this thread's if there is one.
 #[inline]
 pub(super) fn place(node: Node) -> Arc<Node> {
-    let spare = SPARES
-        .try_with(|spares| spares.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten();
+    let spare = SPARES.try_with(Spares::take).ok().flatten();
     match spare {
         // Invariant 13: overwritten whole, through `get_mut` again.
         Some(mut spare) => match Arc::get_mut(&mut spare) {
@@ -84,7 +124,7 @@ pub(super) fn place(node: Node) -> Arc<Node> {
 /// and nothing ever registered on it; otherwise drops it as usual.
 #[inline]
 pub(super) fn recycle(mut node: Arc<Node>) {
-    // Emptied here, outside the cache's borrow: releasing the parent chain
+    // Emptied here, before it enters the cache: releasing the parent chain
     // may run callbacks that were waiting on it (invariant 11), and those are
     // user code that may derive and finish steps of its own.
     // Invariant 13: only a node nobody else holds, and that nothing ever
@@ -92,16 +132,11 @@ pub(super) fn recycle(mut node: Arc<Node>) {
     if !Arc::get_mut(&mut node).is_some_and(Node::empty) {
         return;
     }
-    let _ = SPARES.try_with(|spares| {
-        if let Ok(mut spares) = spares.try_borrow_mut() {
-            if spares.len() < KEEP {
-                spares.push(node);
-            }
-        }
-    });
+    let _ = SPARES.try_with(|spares| spares.keep(node));
 }
+
 /// How many spares this thread holds (for the tests of the cache).
 #[cfg(test)]
 pub(super) fn count() -> usize {
-    SPARES.with(|spares| spares.borrow().len())
+    SPARES.with(Spares::len)
 }
