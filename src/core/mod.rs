@@ -612,7 +612,7 @@ impl Node {
         if self.shared.get().is_some() {
             self.shared = Lazy::new();
         }
-        release_ancestors(self.parent.take(), &mut Vec::new());
+        release_parent(self.parent.take());
         true
     }
 
@@ -1220,8 +1220,32 @@ impl Drop for Node {
         // due now; they run once the chain below is released, unlocked.
         let mut due = Vec::new();
         self.release(&mut due);
-        release_ancestors(self.parent.take(), &mut due);
+        if due.is_empty() {
+            // The usual drop: nothing of its own was due.
+            release_parent(self.parent.take());
+        } else {
+            release_ancestors(self.parent.take(), &mut due);
+        }
     }
+}
+
+/// Lets go of a parent reference. The usual case, a parent that others
+/// still hold, is one decrement; releasing the last reference goes the
+/// iterative way of [`release_ancestors`], kept out of line.
+#[inline]
+fn release_parent(parent: Option<Arc<Node>>) {
+    if let Some(parent) = parent.and_then(Arc::into_inner) {
+        release_last(parent);
+    }
+}
+
+/// [`release_parent`] when the reference was the last one: the node goes as
+/// a dropped node's parent chain goes.
+#[inline(never)]
+fn release_last(mut node: Node) {
+    let mut due = Vec::new();
+    node.release(&mut due);
+    release_ancestors(node.parent.take(), &mut due);
 }
 
 /// Releases the chain of parents that only the dropped node kept alive, one
