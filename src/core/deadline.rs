@@ -15,10 +15,20 @@
 //! costs a subtraction, so a timeout is added to the converted current
 //! instant rather than to an `Instant`.
 
+#[cfg(not(tokio_ctx_loom))]
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+#[cfg(not(tokio_ctx_loom))]
+thread_local! {
+    /// The last deadline this thread converted back to an instant, packed
+    /// (`NONE`, which is never converted, until the first) and converted.
+    static LAST: Cell<(i64, Option<std::time::Instant>)> =
+        const { Cell::new((i64::MIN, None)) };
+}
 
 /// The instant every stored deadline is measured from.
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
@@ -167,11 +177,52 @@ impl Deadline {
         self != Deadline::NONE
     }
 
+    /// The deadline as an instant.
     #[inline]
     pub(crate) fn get(self) -> Option<Instant> {
         if !self.is_some() {
             return None;
         }
+        self.convert()
+    }
+
+    /// [`get`](Self::get) for a check that reads the same deadline over and
+    /// over (`is_done()` in a loop over work items): each thread remembers
+    /// the last deadline it converted this way. The conversion is a pure
+    /// function of the packed value (the origin never changes once set),
+    /// and the memo costs a comparison where the conversion costs about
+    /// fifty instructions. Waits convert once per deadline and do not use
+    /// it: for them it would only add the remembering.
+    #[inline]
+    pub(crate) fn get_again(self) -> Option<Instant> {
+        if !self.is_some() {
+            return None;
+        }
+        #[cfg(not(tokio_ctx_loom))]
+        {
+            let (packed, at) = LAST.with(Cell::get);
+            if packed == self.0 {
+                return at.map(Instant::from_std);
+            }
+            self.convert_and_remember()
+        }
+        #[cfg(tokio_ctx_loom)]
+        self.convert()
+    }
+
+    /// [`get_again`](Self::get_again) when the memo holds another deadline: out of line,
+    /// so that the check of the memo stays small where it is inlined.
+    #[cfg(not(tokio_ctx_loom))]
+    #[inline(never)]
+    fn convert_and_remember(self) -> Option<Instant> {
+        let at = self.convert();
+        LAST.with(|last| last.set((self.0, at.map(Instant::into_std))));
+        at
+    }
+
+    /// The conversion itself: `self` is a deadline, not `NONE`.
+    #[inline]
+    fn convert(self) -> Option<Instant> {
         let (secs, nanos) = self.unpack();
         // A stored deadline came from a real instant: it converts back
         // exactly, and without a division.
@@ -187,7 +238,7 @@ impl Deadline {
     /// True when `now` is at or after the deadline; false without one.
     #[inline]
     pub(crate) fn passed_at(self, now: Instant) -> bool {
-        self.get().is_some_and(|deadline| now >= deadline)
+        self.get_again().is_some_and(|deadline| now >= deadline)
     }
 }
 

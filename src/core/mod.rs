@@ -674,8 +674,8 @@ impl Node {
         self.canceled_given(state) || (state & HAS_DEADLINE != 0 && self.deadline_passed(state))
     }
 
-    /// Reads the clock: kept out of line so that the check above stays small.
-    /// `state` is the state word loaded by the check.
+    /// Reads the clock. `state` is the state word loaded by the check.
+    #[inline]
     fn deadline_passed(&self, state: u64) -> bool {
         // The clock before a moving deadline (invariant 14).
         let now = Instant::now();
