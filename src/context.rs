@@ -507,7 +507,7 @@ impl Context {
     /// }
     /// assert_eq!(processed, 10);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn is_done(&self) -> bool {
         match &self.node {
             Some(node) => node.is_done(),
