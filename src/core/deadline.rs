@@ -308,6 +308,28 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_conversion_is_the_conversion_of_the_deadline_asked() {
+        let now = Instant::now();
+        let deadlines = [
+            Deadline::new(Some(now + Duration::from_secs(3600))),
+            Deadline::new(Some(now - Duration::from_millis(2500))),
+            Deadline::NONE,
+            Deadline::new(Some(now + Duration::from_nanos(7))),
+        ];
+        // Interleaved, twice in a row, and back: the memo of the previous
+        // deadline never answers for another.
+        for round in 0..3 {
+            for (i, d) in deadlines.iter().enumerate() {
+                assert_eq!(d.get_again(), d.get(), "round {round}, deadline {i}");
+                assert_eq!(d.get_again(), d.get(), "round {round}, deadline {i} again");
+            }
+        }
+        assert!(deadlines[1].passed_at(now));
+        assert!(!deadlines[0].passed_at(now));
+        assert!(!Deadline::NONE.passed_at(now));
+    }
+
+    #[test]
     fn deadlines_too_far_ahead_are_none() {
         let now = Deadline::now();
         assert_eq!(now.after(Duration::MAX), Deadline::NONE);

@@ -279,3 +279,42 @@ fn a_node_that_was_waited_on_is_never_reused() {
     assert_eq!(next.waiting(), 0);
     assert!(!next.is_done());
 }
+
+#[test]
+fn the_cache_keeps_eight_spares_and_hands_back_the_last_kept_first() {
+    let root = node(None);
+    let children: Vec<_> = (0..10).map(|_| derive(Some(&root))).collect();
+    let addresses: Vec<_> = children.iter().map(Arc::as_ptr).collect();
+    for child in children {
+        Node::recycle(child);
+    }
+    assert_eq!(super::spare::count(), 8, "at most eight, the rest freed");
+    assert_eq!(
+        Arc::strong_count(&root),
+        1,
+        "no spare keeps the parent alive"
+    );
+    // The eighth recycled is on top.
+    let next = derive(Some(&root));
+    assert_eq!(Arc::as_ptr(&next), addresses[7]);
+    assert_eq!(super::spare::count(), 7);
+}
+
+#[test]
+fn recycling_the_last_child_of_a_dropped_parent_runs_the_parents_callbacks() {
+    // Invariant 11 through the spares: the recycled child held the last
+    // reference to its parent, whose callback is due when it goes.
+    let fired = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fired);
+    let parent = derive(None);
+    parent
+        .register(Entry::Callback(Arc::new(super::Callback::new(move || {
+            counter.fetch_add(1, StdOrdering::SeqCst);
+        }))))
+        .unwrap();
+    let child = derive(Some(&parent));
+    drop(parent);
+    assert_eq!(fired.load(StdOrdering::SeqCst), 0, "the child holds it");
+    Node::recycle(child);
+    assert_eq!(fired.load(StdOrdering::SeqCst), 1);
+}
