@@ -200,9 +200,13 @@ impl Deadline {
         }
         #[cfg(not(tokio_ctx_loom))]
         {
-            let (packed, at) = LAST.with(Cell::get);
-            if packed == self.0 {
-                return at.map(Instant::from_std);
+            // `try_with`: the key has no destructor, so it cannot be gone,
+            // but a check keeps no panic path even if that changes; it
+            // would convert without the memo.
+            if let Ok((packed, at)) = LAST.try_with(Cell::get) {
+                if packed == self.0 {
+                    return at.map(Instant::from_std);
+                }
             }
             self.convert_and_remember()
         }
@@ -216,7 +220,7 @@ impl Deadline {
     #[inline(never)]
     fn convert_and_remember(self) -> Option<Instant> {
         let at = self.convert();
-        LAST.with(|last| last.set((self.0, at.map(Instant::into_std))));
+        let _ = LAST.try_with(|last| last.set((self.0, at.map(Instant::into_std))));
         at
     }
 
