@@ -15,6 +15,12 @@
 //! context) or the same token. `benches/count.py` runs each case at two
 //! values of `N` and divides the difference, so that the runtime's start
 //! and stop cancel out.
+//!
+//! The `*_wake` cases are the thousand-waiter cancel on one worker: `N`
+//! tasks in rounds of a thousand, each round spawning its tasks (each
+//! waiting on its own child of one root), canceling the root and joining
+//! them all; one operation is one task's whole life. `spawn_join` is the
+//! same rounds with tasks that wait on nothing: the scheduler's share.
 
 use std::future::{ready, Future};
 use std::hint::black_box;
@@ -41,7 +47,13 @@ const CASES: &[&str] = &[
     "peer_derive_timeout",
     "ours_is_done_deadline",
     "peer_now",
+    "ours_wake",
+    "peer_wake",
+    "spawn_join",
 ];
+
+/// Tasks per round of the `*_wake` cases.
+const ROUND: usize = 1_000;
 
 /// A future that is pending on its first poll (waking itself) and ready on
 /// its second, as in `benches/peers.rs`.
@@ -68,6 +80,10 @@ fn main() -> ExitCode {
     if !CASES.contains(&case.as_str()) {
         eprintln!("unknown case {case:?}: one of {CASES:?}");
         return ExitCode::FAILURE;
+    }
+    if case.ends_with("_wake") || case == "spawn_join" {
+        wake_rounds(case, n);
+        return ExitCode::SUCCESS;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,4 +128,61 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::SUCCESS
+}
+
+/// `n` tasks, a thousand per round, each waiting on a child of the round's
+/// root (ours) or a child token (the peer's), woken by canceling the root;
+/// or, for `spawn_join`, waiting on nothing.
+fn wake_rounds(case: &str, n: u64) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a one-worker runtime");
+    rt.block_on(async {
+        for _ in 0..n / ROUND as u64 {
+            // Every task counts itself before it waits; the last one tells.
+            let started = Arc::new((AtomicUsize::new(0), Notify::new()));
+            let spawn = |wait: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+                let started = Arc::clone(&started);
+                tokio::spawn(async move {
+                    if started.0.fetch_add(1, Ordering::Relaxed) + 1 == ROUND {
+                        started.1.notify_one();
+                    }
+                    wait.await
+                })
+            };
+            let tasks: Vec<_>;
+            if case == "spawn_join" {
+                tasks = (0..ROUND).map(|_| spawn(Box::pin(async {}))).collect();
+                started.1.notified().await;
+            } else if case == "ours_wake" {
+                let (root, cancel) = Context::background().child();
+                tasks = (0..ROUND)
+                    .map(|_| {
+                        let done = root.child().0.done_owned();
+                        spawn(Box::pin(async move {
+                            black_box(done.await);
+                        }))
+                    })
+                    .collect();
+                started.1.notified().await;
+                cancel.cancel();
+            } else {
+                let root = CancellationToken::new();
+                tasks = (0..ROUND)
+                    .map(|_| spawn(Box::pin(root.child_token().cancelled_owned())))
+                    .collect();
+                started.1.notified().await;
+                root.cancel();
+            }
+            for task in tasks {
+                task.await.expect("a waiter never panics");
+            }
+        }
+    });
 }
