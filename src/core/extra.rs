@@ -14,7 +14,7 @@ use super::{
 };
 use crate::error::{Error, Reason, FINISHED};
 use crate::loom::AtomicU64;
-use crate::report::{Collector, Outcome, Recorder, StageKey, Start};
+use crate::report::{Collector, Grant, Outcome, Recorder, StageKey, Start};
 
 /// What a derivation asks for beyond a limit: a name, and the options
 /// that cost something only when used, boxed so that the usual derivation
@@ -173,11 +173,13 @@ pub(super) fn derive(
                 Some(Collector::begin(
                     &under,
                     Start {
-                        name: name.clone(),
-                        location: meta.location,
-                        asked,
-                        granted,
-                        remaining: above,
+                        grant: Grant {
+                            name: name.clone(),
+                            location: meta.location,
+                            asked,
+                            granted,
+                            remaining: above,
+                        },
                         at: now,
                         node: weak.clone(),
                     },

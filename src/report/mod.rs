@@ -137,13 +137,9 @@ impl fmt::Display for Outcome {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Stage {
-    name: Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
+    grant: Grant,
     parent: Option<usize>,
     depth: usize,
-    asked: Option<Duration>,
-    granted: Option<Duration>,
-    remaining: Option<Duration>,
     started: Duration,
     took: Option<Duration>,
     outcome: Outcome,
@@ -160,7 +156,7 @@ impl Stage {
     /// assert_eq!(report.stages()[0].name(), Some("parse"));
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.grant.name.as_deref()
     }
 
     /// Where the stage's context was derived.
@@ -172,7 +168,7 @@ impl Stage {
     /// assert_eq!(report.stages()[0].location().line(), line!() - 1);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
-        self.location
+        self.grant.location
     }
 
     /// Its name, or else where it was derived (`src/db.rs:42`): what the
@@ -185,10 +181,7 @@ impl Stage {
     /// assert!(report.stages()[0].label().starts_with("src/"));
     /// ```
     pub fn label(&self) -> String {
-        match &self.name {
-            Some(name) => name.to_string(),
-            None => ShortLocation(self.location).to_string(),
-        }
+        self.grant.label()
     }
 
     /// The index, in [`BudgetReport::stages`], of the recorded stage it was
@@ -234,7 +227,7 @@ impl Stage {
     /// # }
     /// ```
     pub fn asked(&self) -> Option<Duration> {
-        self.asked
+        self.grant.asked
     }
 
     /// The budget it was granted when it started: the time to its effective
@@ -253,7 +246,7 @@ impl Stage {
     /// # }
     /// ```
     pub fn granted(&self) -> Option<Duration> {
-        self.granted
+        self.grant.granted
     }
 
     /// What was left of its parent's budget when it started; `None` when
@@ -271,7 +264,7 @@ impl Stage {
     /// # }
     /// ```
     pub fn remaining_at_start(&self) -> Option<Duration> {
-        self.remaining
+        self.grant.remaining
     }
 
     /// True when a budget above clipped what the stage asked for: it was
@@ -291,7 +284,7 @@ impl Stage {
     /// # }
     /// ```
     pub fn is_clipped(&self) -> bool {
-        match (self.asked, self.granted) {
+        match (self.grant.asked, self.grant.granted) {
             (Some(asked), Some(granted)) => granted < asked,
             _ => false,
         }
@@ -667,19 +660,36 @@ impl fmt::Debug for Collector {
     }
 }
 
+/// What a stage was given when it began: the same for the stage being
+/// recorded ([`Start`], [`Slot`]) and the one read back ([`Stage`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) asked: Option<Duration>,
+    pub(crate) granted: Option<Duration>,
+    pub(crate) remaining: Option<Duration>,
+}
+
+impl Grant {
+    /// The name, or the call site when it has none.
+    fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.to_string(),
+            None => ShortLocation(self.location).to_string(),
+        }
+    }
+}
+
 /// A stage as recorded.
 #[derive(Debug)]
 struct Slot {
     /// Its context, until it ends or goes: one that ended while alive is
     /// asked when the report is read.
     node: Option<Weak<Node>>,
-    name: Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
+    grant: Grant,
     parent: Option<usize>,
     depth: usize,
-    asked: Option<Duration>,
-    granted: Option<Duration>,
-    remaining: Option<Duration>,
     started: Instant,
     ended: Option<(Instant, Outcome, Option<Error>)>,
 }
@@ -755,11 +765,7 @@ impl Recorder {
 /// What a stage is when it starts.
 #[derive(Debug)]
 pub(crate) struct Start {
-    pub(crate) name: Option<Cow<'static, str>>,
-    pub(crate) location: &'static Location<'static>,
-    pub(crate) asked: Option<Duration>,
-    pub(crate) granted: Option<Duration>,
-    pub(crate) remaining: Option<Duration>,
+    pub(crate) grant: Grant,
     pub(crate) at: Instant,
     pub(crate) node: Weak<Node>,
 }
@@ -777,13 +783,10 @@ impl Collector {
         let span = tracing::debug_span!(
             target: "tokio_ctx",
             "stage",
-            name = %start
-                .name
-                .as_deref()
-                .map_or_else(|| ShortLocation(start.location).to_string(), str::to_owned),
-            asked = ?start.asked,
-            granted = ?start.granted,
-            remaining = ?start.remaining,
+            name = %start.grant.label(),
+            asked = ?start.grant.asked,
+            granted = ?start.grant.granted,
+            remaining = ?start.grant.remaining,
             took = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
@@ -791,13 +794,9 @@ impl Collector {
             let mut slots = lock_std(&collector.stages);
             slots.push(Slot {
                 node: Some(start.node),
-                name: start.name,
-                location: start.location,
+                grant: start.grant,
                 parent: parent.index,
                 depth,
-                asked: start.asked,
-                granted: start.granted,
-                remaining: start.remaining,
                 started: start.at,
                 ended: None,
             });
@@ -819,11 +818,13 @@ impl Collector {
         let stage = Collector::begin(
             parent,
             Start {
-                name: err.context_name().map(|name| Cow::Owned(name.to_owned())),
-                location: err.location(),
-                asked: err.budget(),
-                granted: err.remaining(),
-                remaining: err.remaining(),
+                grant: Grant {
+                    name: err.context_name().map(|name| Cow::Owned(name.to_owned())),
+                    location: err.location(),
+                    asked: err.budget(),
+                    granted: err.remaining(),
+                    remaining: err.remaining(),
+                },
                 at,
                 node: Weak::new(),
             },
@@ -841,13 +842,9 @@ impl Collector {
             None => (None, Outcome::Running, None),
         };
         Stage {
-            name: slot.name.clone(),
-            location: slot.location,
+            grant: slot.grant.clone(),
             parent: slot.parent,
             depth: slot.depth,
-            asked: slot.asked,
-            granted: slot.granted,
-            remaining: slot.remaining,
             started: slot.started.saturating_duration_since(self.started),
             took,
             outcome,
