@@ -18,6 +18,7 @@ Needs valgrind, objdump and python3; not run by CI.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,14 @@ def run(case, n, locked, workdir):
 
 def main():
     cases = sys.argv[1:] or CASES
+    unknown = [case for case in cases if case not in CASES]
+    if unknown:
+        sys.exit(f"unknown case(s) {', '.join(unknown)}: one of {', '.join(CASES)}")
+    if not os.path.exists(BINARY):
+        sys.exit("no op_count binary: cargo build --release --example op_count")
+    for tool in ("valgrind", "objdump"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: count.py needs valgrind and objdump")
     locked = locked_addresses(BINARY)
     print(f"{'case':<24} {'instructions':>12} {'locked':>7}")
     with tempfile.TemporaryDirectory() as workdir:
