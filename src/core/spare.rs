@@ -54,9 +54,13 @@ struct Spares {
 
 impl Spares {
     const fn new() -> Self {
+        // A named constant as the repeat operand: an inline `const { .. }`
+        // block there needs Rust 1.79, above the crate's `rust-version`.
+        #[allow(clippy::declare_interior_mutable_const)]
+        const EMPTY: Cell<Option<Arc<Node>>> = Cell::new(None);
         Spares {
             len: Cell::new(0),
-            slots: [const { Cell::new(None) }; KEEP],
+            slots: [EMPTY; KEEP],
         }
     }
 
